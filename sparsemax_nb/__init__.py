@@ -1,0 +1,27 @@
+"""sparsemax_nb: exact sparsemax, its Jacobian and its loss, compiled with Numba.
+
+Sparsemax (Martins & Astudillo, ICML 2016) is the Euclidean projection onto the probability
+simplex: like softmax it maps scores to probabilities, unlike softmax it gives exact zeros.
+"""
+
+from ._api import (
+    labels_to_proportions,
+    sparsemax,
+    sparsemax_jvp,
+    sparsemax_loss,
+    sparsemax_loss_and_grad,
+    sparsemax_loss_grad,
+    sparsemax_threshold,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "sparsemax",
+    "sparsemax_threshold",
+    "sparsemax_jvp",
+    "sparsemax_loss",
+    "sparsemax_loss_grad",
+    "sparsemax_loss_and_grad",
+    "labels_to_proportions",
+]

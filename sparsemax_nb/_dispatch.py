@@ -1,0 +1,201 @@
+"""The one layer between the public API and the kernels.
+
+It validates every argument before any output is written, applies the dtype rules of SPEC
+section 4, lays the data out as C-contiguous ``(rows, K)`` float arrays, picks the backend
+(GPU for ``__cuda_array_interface__`` objects, else CPU) and, on the CPU, the parallel or
+the serial build of a driver.
+
+Threads and processes (SPEC section 6)
+--------------------------------------
+Numba's parallel builds run on a process-wide threading layer. Two of its layers cannot be
+shared freely: ``workqueue`` aborts when two threads enter parallel code at once, and GNU
+OpenMP aborts in a child forked after the parent ran a parallel region. So:
+
+* one process-wide lock guards the parallel builds; a call that finds it taken runs the
+  serial build in its own thread (all builds release the GIL), so threads never wait on
+  each other and never enter the threading layer together;
+* in a child forked after the threading layer started, every call runs serially;
+* small calls run serially: on a busy machine a parallel region waits for every worker.
+
+Nothing here changes Numba's configuration; the thread count is ``numba.get_num_threads()``.
+"""
+
+import os
+import threading
+
+import numba
+import numpy as np
+from numpy.exceptions import AxisError
+
+try:
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # NumPy < 2
+    from numpy.core.multiarray import normalize_axis_index
+
+from . import _cpu
+
+METHODS = {"auto": -1, "sort": _cpu.SORT, "select": _cpu.SELECT}
+REDUCTIONS = ("none", "sum", "mean")
+
+# Below this many elements a call runs serially (see README, "Choosing serial or parallel").
+SERIAL_BELOW = 1 << 15
+
+_lock = threading.Lock()
+_parallel_used = False
+_serial_only = False
+
+
+def _after_fork_in_child():
+    global _lock, _serial_only
+    _lock = threading.Lock()  # the parent's may have been held by another thread
+    try:
+        started = numba.np.ufunc.parallel._is_initialized
+    except AttributeError:  # pragma: no cover - layout of a future Numba
+        started = True
+    if _parallel_used or started:
+        _serial_only = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def run(name, rows, size, *args):
+    """Run driver ``name`` on ``rows`` rows of ``size`` elements in all."""
+    global _parallel_used
+    if rows > 1 and size >= SERIAL_BELOW and not _serial_only:
+        threads = numba.get_num_threads()
+        if threads > 1 and _lock.acquire(blocking=False):
+            try:
+                _parallel_used = True
+                return _cpu.get(name, True)(*args, min(rows, 4 * threads))
+            finally:
+                _lock.release()
+    return _cpu.get(name, False)(*args, 1)
+
+
+# --------------------------------------------------------------------------- validation
+def compute_dtype(dt, name="z"):
+    """The dtype a kernel computes and returns in, for an input of dtype ``dt``."""
+    if dt.kind == "f":
+        if dt.itemsize <= 4:
+            return np.dtype(np.float32)
+        return np.dtype(np.float64)
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"sparsemax_nb: {name} has dtype {dt}; expected a real floating, integer or bool array"
+    )
+
+
+def as_array(x, name="z"):
+    """``numpy.asarray`` and the compute dtype of SPEC section 4."""
+    a = np.asarray(x)
+    return a, compute_dtype(a.dtype, name)
+
+
+def axis_index(axis, ndim):
+    if ndim == 0:
+        raise AxisError("sparsemax_nb works along an axis; a 0-d input has none")
+    return normalize_axis_index(axis, ndim)
+
+
+def method_code(method):
+    try:
+        return METHODS[method]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"method must be one of 'auto', 'sort', 'select'; got {method!r}"
+        ) from None
+
+
+def pick_method(code, K):
+    """``method="auto"``: the rule measured in README, "How auto picks"."""
+    if code >= 0:
+        return code
+    return _cpu.SELECT
+
+
+def rows_view(a, ax, dtype):
+    """``a`` with ``ax`` last, as a C-contiguous native ``(rows, K)`` array of ``dtype``.
+
+    A view when ``a`` is already laid out that way, else one copy.
+    """
+    if ax != a.ndim - 1:
+        a = np.moveaxis(a, ax, -1)
+    z2 = np.ascontiguousarray(a, dtype=dtype)
+    return z2.reshape(rows_shape(a.shape, a.ndim - 1))
+
+
+def rows_shape(shape, ax):
+    """``(rows, K)`` for an array of ``shape`` worked along ``ax``."""
+    K = shape[ax]
+    rows = 1
+    for i, s in enumerate(shape):
+        if i != ax:
+            rows *= s
+    return rows, K
+
+
+def check_out(out, shape, dtype, name="out"):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}; expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype}; expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+class Output:
+    """Where a kernel writes a full-shape result, and how it reaches the caller.
+
+    The kernel gets ``self.rows``, a C-contiguous ``(rows, K)`` array. When the caller's
+    ``out`` can be written directly (C-contiguous native, ``axis`` last, and no overlap with
+    an input other than being that input itself) ``rows`` is a view of it; otherwise the
+    kernel writes a scratch array that :meth:`finish` copies into place.
+    """
+
+    __slots__ = ("rows", "result", "_dest")
+
+    def __init__(self, out, shape, dtype, ax, inputs, name="out"):
+        n_rows_shape = rows_shape(shape, ax)
+        self._dest = None
+        if out is None:
+            self.result = np.empty(shape, dtype)
+            if ax == len(shape) - 1:
+                self.rows = self.result.reshape(n_rows_shape)
+            else:
+                self.rows = np.empty(n_rows_shape, dtype)
+                self._dest = np.moveaxis(self.result, ax, -1)
+            return
+        check_out(out, shape, dtype, name)
+        self.result = out
+        if ax == len(shape) - 1 and out.flags.c_contiguous and out.dtype.isnative:
+            rows = out.reshape(n_rows_shape)
+            if all(_same_or_apart(rows, x) for x in inputs):
+                self.rows = rows
+                return
+        self.rows = np.empty(n_rows_shape, dtype)
+        self._dest = np.moveaxis(out, ax, -1)
+
+    def finish(self):
+        if self._dest is not None:
+            np.copyto(self._dest, self.rows.reshape(self._dest.shape))
+        return self.result
+
+
+def _same_or_apart(a, b):
+    """True if ``a`` and ``b`` are the same memory laid out the same way, or do not overlap.
+
+    Every kernel reads an element before it writes the same element, so the exact input
+    is a safe output; a shifted or reversed overlap is not.
+    """
+    if not np.may_share_memory(a, b):
+        return True
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+    )
