@@ -49,6 +49,9 @@ def sparsemax(z, axis=-1, *, out=None, method="auto"):
     >>> sm.sparsemax([-2.0, 0.0, 0.5])
     array([0.  , 0.25, 0.75])
     """
+    backend = D.foreign(z, out)
+    if backend is not None:
+        return backend.sparsemax(z, axis, out=out, method=method)
     a, dt = D.as_array(z)
     code = D.method_code(method)
     ax = D.axis_index(axis, a.ndim)
@@ -87,6 +90,9 @@ def sparsemax_threshold(z, axis=-1, *, method="auto"):
     >>> sm.sparsemax_threshold([-2.0, 0.0, 0.5])
     (array(-0.25), array(2))
     """
+    backend = D.foreign(z)
+    if backend is not None:
+        return backend.sparsemax_threshold(z, axis, method=method)
     a, dt = D.as_array(z)
     code = D.method_code(method)
     ax = D.axis_index(axis, a.ndim)
@@ -131,6 +137,9 @@ def sparsemax_jvp(p, v, axis=-1, *, out=None):
     >>> sm.sparsemax_jvp([0.0, 0.25, 0.75], [1.0, 2.0, 4.0])
     array([ 0., -1.,  1.])
     """
+    backend = D.foreign(p, v, out)
+    if backend is not None:
+        return backend.sparsemax_jvp(p, v, axis, out=out)
     pa, dp = D.as_array(p, "p")
     va, dv = D.as_array(v, "v")
     dt = np.promote_types(dp, dv)
@@ -299,6 +308,11 @@ def sparsemax_loss(z, target, axis=-1, *, reduction="none", ignore_index=None, m
     >>> float(sm.sparsemax_loss([-2.5, 1.2, 0.5], 0))
     3.7225
     """
+    backend = D.foreign(z, target)
+    if backend is not None:
+        return backend.sparsemax_loss(
+            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method
+        )
     return _loss(z, target, axis, reduction, ignore_index, method, False, None)[0]
 
 
@@ -327,6 +341,12 @@ def sparsemax_loss_grad(
     >>> sm.sparsemax_loss_grad([-2.5, 1.2, 0.5], 0)
     array([-1.  ,  0.85,  0.15])
     """
+    backend = D.foreign(z, target, out)
+    if backend is not None:
+        return backend.sparsemax_loss_grad(
+            z, target, axis, reduction=reduction, ignore_index=ignore_index, out=out,
+            method=method,
+        )
     return _loss(z, target, axis, reduction, ignore_index, method, True, out)[1]
 
 
@@ -355,6 +375,11 @@ def sparsemax_loss_and_grad(
     >>> float(loss), grad
     (3.7225, array([[-1.  ,  0.85,  0.15]]))
     """
+    backend = D.foreign(z, target)
+    if backend is not None:
+        return backend.sparsemax_loss_and_grad(
+            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method
+        )
     return _loss(z, target, axis, reduction, ignore_index, method, True, None)
 
 
@@ -389,6 +414,9 @@ def labels_to_proportions(y, axis=-1):
     >>> sm.labels_to_proportions([[1, 0, 1, 0]])
     array([[0.5, 0. , 0.5, 0. ]])
     """
+    backend = D.foreign(y)
+    if backend is not None:
+        return backend.labels_to_proportions(y, axis)
     a, dt = D.as_array(y, "y")
     ax = D.axis_index(axis, a.ndim)
     batch = a.shape[:ax] + a.shape[ax + 1 :]

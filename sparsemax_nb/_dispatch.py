@@ -74,6 +74,27 @@ def run(name, rows, size, *args):
     return _cpu.get(name, False)(*args, 1)
 
 
+def foreign(*xs):
+    """The backend module for arrays that are not host memory, or None for the CPU path.
+
+    Dask arrays go to :mod:`sparsemax_nb._dask`; objects exposing
+    ``__cuda_array_interface__`` (CuPy, Numba device arrays) to :mod:`sparsemax_nb._gpu`.
+    Each backend module has the public functions with the same signatures.
+    """
+    for x in xs:
+        if x is None or isinstance(x, np.ndarray):
+            continue
+        if type(x).__module__.startswith("dask."):
+            from . import _dask
+
+            return _dask
+        if hasattr(x, "__cuda_array_interface__"):
+            from . import _gpu
+
+            return _gpu
+    return None
+
+
 # --------------------------------------------------------------------------- validation
 def compute_dtype(dt, name="z"):
     """The dtype a kernel computes and returns in, for an input of dtype ``dt``."""

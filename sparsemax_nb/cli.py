@@ -1,0 +1,43 @@
+"""The ``sparsemax-nb`` command (also ``python -m sparsemax_nb``).
+
+Each subcommand lives in its own module, imported only when that subcommand runs, which
+exposes ``add_arguments(parser)`` and ``main(args) -> int``.
+"""
+
+import argparse
+import importlib
+import sys
+
+# name: (module, one-line help)
+SUBCOMMANDS = {
+    "demo": ("sparsemax_nb._demo", "softmax versus sparsemax, the loss and a speed check on built-in data"),
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="sparsemax-nb",
+        description="Exact sparsemax, its Jacobian and its loss (Numba CPU and CUDA kernels).",
+    )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(importlib.import_module(args._module).main(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
