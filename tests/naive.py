@@ -4,6 +4,7 @@ Nothing here is fast or clever: each function follows the formulas of SPEC secti
 row at a time, so the kernels can be checked against it.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -21,8 +22,9 @@ def _row(z):
     d = [x - m for x in z]  # shift by the maximum (exact near the top)
     srt = sorted(d, reverse=True)
     k = 0
-    for j in range(1, K + 1):
-        if 1 + j * srt[j - 1] > math.fsum(srt[:j]):
+    # k(z) = max{k : 1 + k z_(k) > sum_{j<=k} z_(j)}, testing every k (no early exit).
+    for j, cs in enumerate(itertools.accumulate(srt), start=1):
+        if 1 + j * srt[j - 1] > cs:
             k = j
     tau = (math.fsum(srt[:k]) - 1) / k
     p = np.array([max(x - tau, 0.0) for x in d])
