@@ -88,7 +88,8 @@ def foreign(*xs):
             from . import _dask
 
             return _dask
-        if hasattr(x, "__cuda_array_interface__"):
+        # Numba's simulator arrays (NUMBA_ENABLE_CUDASIM=1) have no __cuda_array_interface__.
+        if hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray":
             from . import _gpu
 
             return _gpu

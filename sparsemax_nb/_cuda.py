@@ -1,0 +1,407 @@
+"""CUDA kernels (``numba.cuda``) for sparsemax, its threshold, Jacobian and loss.
+
+Layout
+------
+Every kernel reads a C-contiguous array viewed as ``(outer, K, inner)``: the row ``r`` is
+``(o, i) = divmod(r, inner)`` and its entries are ``a[o, j, i]``, ``j < K``. Any ``axis`` of a
+C-contiguous N-d array has that view without a copy (``outer = prod(shape[:axis])``,
+``inner = prod(shape[axis+1:])``), so no kernel ever transposes.
+
+Work split
+----------
+A block of ``TPB`` threads is cut into groups of ``G`` threads (``G`` a power of two,
+``1 <= G <= TPB``); each group owns one row, so a block handles ``TPB // G`` rows. Thread
+``g`` of a group visits ``j = g, g + G, g + 2G, ...`` (coalesced when ``inner == 1``). When a
+row fits in ``G * ITEMS`` entries each thread keeps its entries in registers (a local array),
+so global memory is read once and written once; longer rows are re-read from global memory
+(L1/L2) on each pass. Group reductions are segmented tree reductions in shared memory;
+every thread of the block runs every ``syncthreads`` (rows of a block that finish early run
+empty passes until the whole block is done: ``syncthreads_and``).
+
+Threshold search (all on the device, no host round trip)
+--------------------------------------------------------
+Rows are shifted by their maximum ``m`` (``d = z - m`` in float64; exact near the top, so
+1e38 / 1e308 rows are right). ``tau`` (shifted) lies in ``[-1, -1/K]``. Each pass evaluates,
+at a trial point ``t``, the count ``c``, sum ``s`` and minimum ``mn`` of the ``d > t``
+(one fused three-value reduction). ``f(t) = s - c t - 1 >= 0`` means ``t <= tau``; then
+Michelot's step ``t' = (s - 1) / c`` is again a lower bound, and when ``t' < mn`` the set
+``{d > t'}`` is exactly ``{d > t}``, so ``t'`` *is* the threshold (the exact support
+formula ``tau = (sum_S d - 1) / k``). Michelot usually ends in 2-6 passes; because it can
+need up to ``K`` passes on adversarial rows, the trial point is the bracket midpoint every
+second pass after ``MICHELOT_PASSES``, so at most ~130 passes in the worst case (the bracket
+reaches adjacent floats), all on the device.
+
+Non-finite rows: a NaN or ``+inf``, or no finite entry, gives ``k = 0`` and NaN outputs.
+All sums accumulate in float64 whatever the input dtype.
+"""
+
+import math
+
+from numba import cuda, float64
+
+ITEMS = 8  # entries of a row kept in registers per thread
+MAX_TPB = 256  # largest block size (sizes the shared scratch)
+MICHELOT_PASSES = 12  # plain Michelot passes before bisection steps are interleaved
+MAX_PASSES = 400  # hard stop; never reached (the bracket collapses first)
+
+_INF = math.inf
+_NAN = math.nan
+
+
+# --------------------------------------------------------------------------- device helpers
+@cuda.jit(device=True)
+def _reduce3(sh, t, g, G, a, b, c):
+    """Segmented reduction over the group of ``G`` threads: (sum a, sum b, min c).
+
+    All threads of the block must call it (it holds ``syncthreads``).
+    """
+    cuda.syncthreads()
+    sh[0, t] = a
+    sh[1, t] = b
+    sh[2, t] = c
+    cuda.syncthreads()
+    h = G // 2
+    while h > 0:
+        if g < h:
+            sh[0, t] += sh[0, t + h]
+            sh[1, t] += sh[1, t + h]
+            sh[2, t] = min(sh[2, t], sh[2, t + h])
+        cuda.syncthreads()
+        h //= 2
+    base = t - g
+    return sh[0, base], sh[1, base], sh[2, base]
+
+
+@cuda.jit(device=True)
+def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
+    """``(m, tau_shifted, k)`` of the group's row; ``k == 0`` marks a NaN (or absent) row.
+
+    ``kk`` is ``K`` for an active row and 0 for a row the group skips (past the end, or an
+    ignored label); such a group still runs every reduction. With ``cached`` the row is
+    left in ``loc`` (entry ``j = g + c G`` in ``loc[c]``).
+    """
+    # Pass 1: maximum (as the min of -x, so one reduction routine serves) and bad flags.
+    bad = 0.0
+    negmax = _INF
+    c = 0
+    for j in range(g, kk, G):
+        x = float64(z3[o, j, i])
+        if cached:
+            loc[c] = x
+        c += 1
+        if x != x:
+            bad = 1.0
+        elif -x < negmax:
+            negmax = -x
+    nbad, _, negmax = _reduce3(sh, t, g, G, bad, 0.0, negmax)
+    m = -negmax
+    done = nbad > 0.0 or m == _INF or m == -_INF or kk == 0
+    nitems = c
+    lo = -1.0
+    hi = -1.0 / K
+    tt = lo
+    tc_lo = lo
+    c_lo = 0.0
+    tau = _NAN
+    k = 0.0
+    it = 0
+    while True:
+        cs = 0.0
+        ss = 0.0
+        mm = _INF
+        if not done:
+            for c in range(nitems):
+                if cached:
+                    x = loc[c]
+                else:
+                    x = float64(z3[o, g + c * G, i])
+                d = x - m
+                if d > tt:
+                    cs += 1.0
+                    ss += d
+                    mm = min(mm, d)
+        cs, ss, mm = _reduce3(sh, t, g, G, cs, ss, mm)
+        if not done:
+            it += 1
+            if ss - cs * tt - 1.0 >= 0.0:
+                # tt <= tau: {d > tt} holds the support; Michelot's step stays below tau.
+                lo = tt
+                tc_lo = (ss - 1.0) / cs
+                c_lo = cs
+                if tc_lo < mm:
+                    # No entry in (tt, tc_lo]: the support is {d > tt}, tau is exact.
+                    tau = tc_lo
+                    k = cs
+                    done = True
+            else:
+                hi = tt
+            if not done:
+                nxt = tc_lo
+                if (it > MICHELOT_PASSES and it % 2 == 0) or not (nxt > lo and nxt < hi):
+                    nxt = 0.5 * (lo + hi)
+                if not (nxt > lo and nxt < hi) or it >= MAX_PASSES:
+                    # The bracket is two adjacent floats: {d > lo} differs from the support
+                    # only by entries within rounding of tau.
+                    tau = tc_lo
+                    k = c_lo
+                    done = True
+                tt = nxt
+        if cuda.syncthreads_and(1 if done else 0):
+            break
+    if not (k > 0.0):
+        return m, _NAN, 0
+    return m, tau, int(k)
+
+
+@cuda.jit(device=True)
+def _setup(n_rows, inner, G):
+    t = cuda.threadIdx.x
+    g = t % G
+    r = cuda.blockIdx.x * (cuda.blockDim.x // G) + t // G
+    valid = r < n_rows
+    if not valid:
+        r = 0
+    return t, g, r, valid, r // inner, r % inner
+
+
+# --------------------------------------------------------------------------- kernels
+@cuda.jit
+def k_forward(z3, p3, n_rows, inner, G):
+    """``p = max(z - tau, 0)`` per row (NaN rows for bad input)."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    loc = cuda.local.array(ITEMS, float64)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    cached = K <= G * ITEMS
+    kk = K if valid else 0
+    m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
+    c = 0
+    for j in range(g, kk, G):
+        if cached:
+            x = loc[c]
+        else:
+            x = float64(z3[o, j, i])
+        c += 1
+        if k == 0:
+            p3[o, j, i] = _NAN
+        else:
+            # (z - m) - tau, not z - (m + tau): exact for huge rows.
+            p3[o, j, i] = max((x - m) - tau, 0.0)
+
+
+@cuda.jit
+def k_threshold(z3, tau_out, k_out, n_rows, inner, G):
+    """``tau`` (unshifted) and the support size per row."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    loc = cuda.local.array(ITEMS, float64)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    cached = K <= G * ITEMS
+    kk = K if valid else 0
+    m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
+    if valid and g == 0:
+        tau_out[r] = m + tau if k > 0 else _NAN
+        k_out[r] = k
+
+
+@cuda.jit
+def k_jvp(p3, v3, out3, n_rows, inner, G):
+    """``J(p) v = s * (v - mean_S v)``; a row of ``p`` with a NaN or no support gives NaN."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = p3.shape[1]
+    kk = K if valid else 0
+    cnt = 0.0
+    s = 0.0
+    nan = 0.0
+    for j in range(g, kk, G):
+        pj = float64(p3[o, j, i])
+        if pj > 0.0:
+            cnt += 1.0
+            s += float64(v3[o, j, i])
+        if pj != pj:
+            nan = -1.0
+    cnt, s, nan = _reduce3(sh, t, g, G, cnt, s, nan)
+    bad = nan < 0.0 or cnt == 0.0
+    mean = s / cnt if not bad else 0.0
+    for j in range(g, kk, G):
+        # Read p and v before writing: out may be p or v itself.
+        pj = float64(p3[o, j, i])
+        vj = float64(v3[o, j, i])
+        if bad:
+            out3[o, j, i] = _NAN
+        elif pj > 0.0:
+            out3[o, j, i] = vj - mean
+        else:
+            out3[o, j, i] = 0.0
+
+
+@cuda.jit
+def k_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, n_rows, inner, G):
+    """Loss (and gradient) for class-index targets.
+
+    ``L = 1/2 ||p - q||^2 + [z_y not in S] (tau - z_y)``: the cancellation-free form used by
+    the CPU kernels (both terms non-negative, no ``0 * inf`` on masked entries).
+    """
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    loc = cuda.local.array(ITEMS, float64)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    cached = K <= G * ITEMS
+    label = y[r] if valid else 0
+    active = valid and label != ignore
+    kk = K if active else 0
+    # Read z_y before any thread of the group writes the gradient (it may be z itself).
+    zy = float64(z3[o, label, i]) if active else 0.0
+    m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
+    acc = 0.0
+    c = 0
+    for j in range(g, kk, G):
+        if cached:
+            x = loc[c]
+        else:
+            x = float64(z3[o, j, i])
+        c += 1
+        if k == 0:
+            gj = _NAN
+        else:
+            gj = max((x - m) - tau, 0.0)
+            if j == label:
+                gj -= 1.0
+        acc += gj * gj
+        if want_grad:
+            g3[o, j, i] = gj * scale
+    acc, _, _ = _reduce3(sh, t, g, G, acc, 0.0, 0.0)
+    if valid and want_grad and not active:
+        for j in range(g, K, G):
+            g3[o, j, i] = 0.0
+    if valid and g == 0:
+        if not active:
+            loss[r] = 0.0
+        elif k == 0:
+            loss[r] = _NAN
+        else:
+            val = 0.5 * acc
+            dy = zy - m
+            if not dy > tau:
+                val += tau - dy
+            loss[r] = val
+
+
+@cuda.jit
+def k_loss_dist(z3, q3, scale, loss, g3, want_grad, n_rows, inner, G):
+    """Loss (and gradient) for one target distribution per row; see ``k_loss_labels``."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    loc = cuda.local.array(ITEMS, float64)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    cached = K <= G * ITEMS
+    kk = K if valid else 0
+    m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
+    acc = 0.0
+    off = 0.0
+    c = 0
+    for j in range(g, kk, G):
+        if cached:
+            x = loc[c]
+        else:
+            x = float64(z3[o, j, i])
+        c += 1
+        qj = float64(q3[o, j, i])
+        if k == 0:
+            gj = _NAN
+        else:
+            d = x - m
+            gj = max(d - tau, 0.0) - qj
+            if qj != 0.0 and not d > tau:
+                off += qj * (tau - d)
+        acc += gj * gj
+        if want_grad:
+            g3[o, j, i] = gj * scale
+    acc, off, _ = _reduce3(sh, t, g, G, acc, off, 0.0)
+    if valid and g == 0:
+        loss[r] = _NAN if k == 0 else 0.5 * acc + off
+
+
+@cuda.jit
+def k_sum(x, div, res):
+    """``res[0] = sum(x) / div`` in float64, one block (a loss reduction)."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    s = 0.0
+    for j in range(t, x.shape[0], T):
+        s += float64(x[j])
+    s, _, _ = _reduce3(sh, t, t, T, s, 0.0, 0.0)
+    if t == 0:
+        res[0] = s / div
+
+
+@cuda.jit
+def k_check_labels(y, K, ignore, first, n_valid):
+    """``first[0]``: the first flat index of a class index out of range (else unchanged);
+    ``n_valid[0]``: the number of labels not equal to ``ignore``."""
+    r = cuda.grid(1)
+    if r < y.shape[0]:
+        lab = y[r]
+        if lab != ignore:
+            cuda.atomic.add(n_valid, 0, 1)
+            if lab < 0 or lab >= K:
+                cuda.atomic.min(first, 0, r)
+
+
+@cuda.jit
+def k_check_dist(q3, n_rows, inner, first, sums):
+    """``first[0]``: first row with a negative entry; ``first[1]``: first row whose sum is off
+    by more than ``1e-6 K``; ``sums[r]``: the float64 row sums."""
+    r = cuda.grid(1)
+    if r < n_rows:
+        o = r // inner
+        i = r % inner
+        K = q3.shape[1]
+        s = 0.0
+        neg = False
+        for j in range(K):
+            x = float64(q3[o, j, i])
+            s += x
+            if x < 0.0:
+                neg = True
+        sums[r] = s
+        if neg:
+            cuda.atomic.min(first, 0, r)
+        if not (abs(s - 1.0) <= 1e-6 * K):
+            cuda.atomic.min(first, 1, r)
+
+
+@cuda.jit
+def k_check_01(y3, n_rows, inner, first_val, first_empty):
+    """Labels: first flat row holding an entry other than 0/1 (``first_val``), first row
+    with no label (``first_empty``)."""
+    r = cuda.grid(1)
+    if r < n_rows:
+        o = r // inner
+        i = r % inner
+        K = y3.shape[1]
+        s = 0.0
+        for j in range(K):
+            x = float64(y3[o, j, i])
+            if not (x == 0.0 or x == 1.0):
+                cuda.atomic.min(first_val, 0, r)
+            s += x
+        if s == 0.0:
+            cuda.atomic.min(first_empty, 0, r)
+
+
+@cuda.jit
+def k_proportions(y3, q3, n_rows, inner):
+    """``q = y / sum(y)`` per row (one thread per row; validated before)."""
+    r = cuda.grid(1)
+    if r < n_rows:
+        o = r // inner
+        i = r % inner
+        K = y3.shape[1]
+        s = 0.0
+        for j in range(K):
+            s += float64(y3[o, j, i])
+        for j in range(K):
+            q3[o, j, i] = float64(y3[o, j, i]) / s
