@@ -1,0 +1,456 @@
+"""GPU backend: the public functions for arrays exposing ``__cuda_array_interface__``.
+
+:func:`sparsemax_nb._dispatch.foreign` sends CuPy arrays, Numba device arrays and Numba
+simulator arrays here. Every function validates like the CPU path (dtype rules, ``axis``,
+``method``, class indices, target rows, ``out``) before writing anything, lays the data out
+as a ``(outer, K, inner)`` view (no transpose, see :mod:`sparsemax_nb._cuda`) and launches
+one kernel per call (plus one small checking kernel for targets and one reduction kernel for
+``reduction="sum"``/``"mean"``). The result is a CuPy array when an input is one, else a
+Numba device array. ``stream=`` (a Numba stream, a CuPy stream, or None) orders the work;
+with None, CuPy inputs run on CuPy's current stream and Numba inputs on the default stream.
+
+``method`` is validated but not used: the device threshold (Michelot's fixed point with a
+bisection safeguard, finished by the exact support formula) is the same for all methods.
+"""
+
+import math
+
+import numpy as np
+
+from . import _dispatch as D
+
+__all__ = [
+    "sparsemax",
+    "sparsemax_threshold",
+    "sparsemax_jvp",
+    "sparsemax_loss",
+    "sparsemax_loss_grad",
+    "sparsemax_loss_and_grad",
+    "labels_to_proportions",
+    "NoCudaDeviceError",
+    "set_block_size",
+]
+
+
+class NoCudaDeviceError(RuntimeError):
+    """Raised for a GPU call on a machine where no CUDA device was found."""
+
+
+_TPB = [256]
+
+
+def set_block_size(tpb):
+    """Set the threads per block of every kernel (a power of two, 1 to 256); return the old one.
+
+    For tests (small blocks make rows longer than a block cheap under the simulator) and
+    tuning; the default is 256.
+    """
+    from . import _cuda
+
+    tpb = int(tpb)
+    if tpb < 1 or tpb > _cuda.MAX_TPB or tpb & (tpb - 1):
+        raise ValueError(f"block size must be a power of two in [1, {_cuda.MAX_TPB}]; got {tpb}")
+    old = _TPB[0]
+    _TPB[0] = tpb
+    return old
+
+
+def _cuda():
+    """``numba.cuda`` once a device (or the simulator) is known to be there."""
+    try:
+        from numba import cuda
+    except ImportError as e:  # pragma: no cover - numba-cuda missing
+        raise NoCudaDeviceError(
+            "sparsemax_nb: no CUDA device was found (numba.cuda is not importable: "
+            f"{e}); install the 'cuda' extra (numba-cuda) on a machine with a GPU"
+        ) from e
+    if not cuda.is_available():
+        raise NoCudaDeviceError(
+            "sparsemax_nb: no CUDA device was found; GPU arrays need an NVIDIA GPU with a "
+            "working driver (or NUMBA_ENABLE_CUDASIM=1 for Numba's simulator)"
+        )
+    return cuda
+
+
+def _is_device(x):
+    return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
+
+
+def _is_cupy(x):
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+class _Ctx:
+    """The CUDA module, the stream, and whether results are CuPy arrays."""
+
+    def __init__(self, inputs, stream):
+        self.cuda = _cuda()
+        for name, x in inputs:
+            if x is not None and not _is_device(x):
+                raise TypeError(
+                    f"sparsemax_nb: {name} is a host object ({type(x).__name__}) while another "
+                    "argument is a GPU array; pass all arrays on the device (numba.cuda."
+                    "to_device, cupy.asarray) or all on the host"
+                )
+        self.cupy = any(_is_cupy(x) for _, x in inputs if x is not None)
+        self.stream = self._stream(stream)
+
+    def _stream(self, stream):
+        cuda = self.cuda
+        if stream is None:
+            if self.cupy:
+                import cupy
+
+                ptr = cupy.cuda.get_current_stream().ptr
+                return cuda.external_stream(ptr) if ptr else cuda.default_stream()
+            return cuda.default_stream()
+        if hasattr(stream, "ptr") and not hasattr(stream, "synchronize_async"):
+            # A CuPy stream.
+            return cuda.external_stream(stream.ptr) if stream.ptr else cuda.default_stream()
+        if isinstance(stream, int):
+            return cuda.external_stream(stream) if stream else cuda.default_stream()
+        return stream
+
+    def view(self, x, name):
+        """A C-contiguous Numba view of device array ``x`` (copied if ``x`` is strided)."""
+        cuda = self.cuda
+        if type(x).__name__ == "FakeCUDAArray" or hasattr(x, "copy_to_host"):
+            a = x
+        else:
+            a = cuda.as_cuda_array(x)
+        if not a.is_c_contiguous():
+            if self.cupy and _is_cupy(x):
+                import cupy
+
+                a = cuda.as_cuda_array(cupy.ascontiguousarray(x))
+            else:
+                # Numba device arrays have no device-side ascontiguousarray: one round trip.
+                a = cuda.to_device(np.ascontiguousarray(a.copy_to_host()), stream=self.stream)
+        return a
+
+    def empty(self, shape, dtype):
+        """``(user_array, numba_view)`` of a new C-contiguous device array."""
+        if self.cupy:
+            import cupy
+
+            u = cupy.empty(shape, dtype)
+            return u, self.cuda.as_cuda_array(u)
+        a = self.cuda.device_array(shape, dtype, stream=self.stream)
+        return a, a
+
+    def to_host(self, a):
+        return a.copy_to_host(stream=self.stream)
+
+    def full1(self, value, dtype):
+        return self.cuda.to_device(np.array([value], dtype), stream=self.stream)
+
+
+def _split(shape, ax):
+    outer = int(np.prod(shape[:ax], dtype=np.int64))
+    inner = int(np.prod(shape[ax + 1 :], dtype=np.int64))
+    return outer, shape[ax], inner
+
+
+def _launch_cfg(K, n):
+    """``(blocks, threads, G)``: groups of ``G`` threads per row (see :mod:`_cuda`)."""
+    from . import _cuda
+
+    tpb = _TPB[0]
+    per = -(-K // _cuda.ITEMS)  # threads needed to keep the row in registers
+    G = 1
+    while G < per and G < tpb:
+        G *= 2
+    rows_per_block = tpb // G
+    return -(-n // rows_per_block), tpb, G
+
+
+def _check_out(ctx, out, shape, dtype, name="out"):
+    if not _is_device(out):
+        raise TypeError(
+            f"sparsemax_nb: {name} must be a GPU array for GPU input, got {type(out).__name__}"
+        )
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name} has shape {tuple(out.shape)}; expected {tuple(shape)}")
+    if np.dtype(out.dtype) != dtype:
+        raise TypeError(f"{name} has dtype {out.dtype}; expected {dtype}")
+    cai = getattr(out, "__cuda_array_interface__", None)
+    if cai is not None and cai["data"][1]:
+        raise ValueError(f"{name} is read-only")
+    if type(out).__name__ == "FakeCUDAArray" or hasattr(out, "copy_to_host"):
+        v = out
+    else:
+        v = ctx.cuda.as_cuda_array(out)
+    if not v.is_c_contiguous():
+        # Never copy an ``out``: the kernel's writes would not reach the caller.
+        raise ValueError(f"{name} must be a C-contiguous GPU array")
+    return out, v
+
+
+def _prep(ctx, z, axis, name="z"):
+    """Validate ``z`` and ``axis``: ``(view, shape, ax, compute dtype, outer, K, inner)``."""
+    dt = D.compute_dtype(np.dtype(z.dtype), name)
+    shape = tuple(z.shape)
+    ax = D.axis_index(axis, len(shape))
+    return shape, ax, dt
+
+
+def _batch(shape, ax):
+    return shape[:ax] + shape[ax + 1 :]
+
+
+# --------------------------------------------------------------------------- public
+def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
+    """GPU :func:`sparsemax_nb.sparsemax` (same arguments, plus ``stream``)."""
+    from . import _cuda
+
+    ctx = _Ctx([("z", z), ("out", out)], stream)
+    shape, ax, dt = _prep(ctx, z, axis)
+    D.method_code(method)
+    if out is not None:
+        res, res_v = _check_out(ctx, out, shape, dt)
+    else:
+        res, res_v = ctx.empty(shape, dt)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    if n and K:
+        zv = ctx.view(z, "z").reshape(outer, K, inner)
+        blocks, tpb, G = _launch_cfg(K, n)
+        _cuda.k_forward[blocks, tpb, ctx.stream](zv, res_v.reshape(outer, K, inner), n, inner, G)
+    return res
+
+
+def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
+    """GPU :func:`sparsemax_nb.sparsemax_threshold` (same arguments, plus ``stream``)."""
+    from . import _cuda
+
+    ctx = _Ctx([("z", z)], stream)
+    shape, ax, dt = _prep(ctx, z, axis)
+    D.method_code(method)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    batch = _batch(shape, ax)
+    tau, tau_v = ctx.empty((n,), dt)
+    k, k_v = ctx.empty((n,), np.int64)
+    if n:
+        if K:
+            zv = ctx.view(z, "z").reshape(outer, K, inner)
+            blocks, tpb, G = _launch_cfg(K, n)
+            _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
+        else:
+            _fill(ctx, tau_v, math.nan)
+            _fill(ctx, k_v, 0)
+    return tau.reshape(batch), k.reshape(batch)
+
+
+def _fill(ctx, a, value):
+    """Fill a 1-D device array (K = 0 thresholds)."""
+    ctx.cuda.to_device(np.full(a.shape, value, a.dtype), stream=ctx.stream, to=a)
+
+
+def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
+    """GPU :func:`sparsemax_nb.sparsemax_jvp` (same arguments, plus ``stream``)."""
+    from . import _cuda
+
+    ctx = _Ctx([("p", p), ("v", v), ("out", out)], stream)
+    dp = D.compute_dtype(np.dtype(p.dtype), "p")
+    dv = D.compute_dtype(np.dtype(v.dtype), "v")
+    dt = np.promote_types(dp, dv)
+    shape = tuple(v.shape)
+    if tuple(p.shape) != shape:
+        raise ValueError(
+            f"p and v must have the same shape; got {tuple(p.shape)} and {shape}"
+        )
+    ax = D.axis_index(axis, len(shape))
+    if out is not None:
+        res, res_v = _check_out(ctx, out, shape, dt)
+    else:
+        res, res_v = ctx.empty(shape, dt)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    if n and K:
+        pv = ctx.view(p, "p").reshape(outer, K, inner)
+        vv = ctx.view(v, "v").reshape(outer, K, inner)
+        blocks, tpb, G = _launch_cfg(K, n)
+        _cuda.k_jvp[blocks, tpb, ctx.stream](pv, vv, res_v.reshape(outer, K, inner), n, inner, G)
+    return res
+
+
+def _where(i, batch):
+    return tuple(int(x) for x in np.unravel_index(int(i), batch)) if batch else ()
+
+
+def _loss(z, target, axis, reduction, ignore_index, method, want_grad, out, stream):
+    from . import _cuda
+
+    ctx = _Ctx([("z", z), ("target", target), ("out", out)], stream)
+    shape, ax, dt = _prep(ctx, z, axis)
+    D.method_code(method)
+    if reduction not in D.REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean'; got {reduction!r}")
+    batch = _batch(shape, ax)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    tdt = np.dtype(target.dtype)
+    tshape = tuple(target.shape)
+    if tdt.kind in "iu":
+        if tshape != batch:
+            raise ValueError(
+                f"class-index target must have the batch shape {batch}, got {tshape} "
+                "(for 0/1 label arrays of z's shape, use labels_to_proportions)"
+            )
+        if ignore_index is not None:
+            import operator
+
+            ignore_index = operator.index(ignore_index)
+        kind = "labels"
+        y = ctx.view(target, "target").reshape(n)
+        n_valid = n
+        if n:
+            # The sentinel for "no ignore_index" is a value no int64 label holds.
+            ign = ignore_index if ignore_index is not None else np.iinfo(np.int64).min
+            first = ctx.full1(n, np.int64)
+            cnt = ctx.full1(0, np.int64)
+            blocks = -(-n // 128)
+            _cuda.k_check_labels[blocks, 128, ctx.stream](y, K, ign, first, cnt)
+            i = int(ctx.to_host(first)[0])
+            n_valid = int(ctx.to_host(cnt)[0])
+            if i < n:
+                value = int(ctx.to_host(y[i : i + 1])[0])
+                allowed = f"0 <= index < {K}"
+                if ignore_index is not None:
+                    allowed += f" or ignore_index={ignore_index}"
+                raise ValueError(
+                    f"target holds class index {value} at batch position {_where(i, batch)}; "
+                    f"expected {allowed}"
+                )
+    elif tdt.kind == "f":
+        if ignore_index is not None:
+            raise ValueError("ignore_index applies to class-index targets, not distributions")
+        if tshape != shape:
+            raise ValueError(
+                f"a float target holds one distribution per row: shape {shape} expected, "
+                f"got {tshape}"
+            )
+        kind = "dist"
+        n_valid = n
+        q = ctx.view(target, "target").reshape(outer, K, inner)
+        if n:
+            first = ctx.cuda.to_device(np.array([n, n], np.int64), stream=ctx.stream)
+            sums = ctx.cuda.device_array(n, np.float64, stream=ctx.stream)
+            blocks = -(-n // 128)
+            _cuda.k_check_dist[blocks, 128, ctx.stream](q, n, inner, first, sums)
+            i_neg, i_sum = (int(x) for x in ctx.to_host(first))
+            if i_neg < n:
+                raise ValueError(
+                    f"target row at batch position {_where(i_neg, batch)} has a negative entry"
+                )
+            if i_sum < n:
+                s = float(ctx.to_host(sums[i_sum : i_sum + 1])[0])
+                raise ValueError(
+                    f"target row at batch position {_where(i_sum, batch)} sums to "
+                    f"{np.float64(s)!r}, not 1 (tolerance {1e-6 * K:g})"
+                )
+    else:
+        raise TypeError(
+            f"target has dtype {tdt}; expected integer class indices or float "
+            "distributions (use labels_to_proportions for 0/1 label arrays)"
+        )
+    if want_grad:
+        if out is not None:
+            grad, grad_v = _check_out(ctx, out, shape, dt)
+        else:
+            grad, grad_v = ctx.empty(shape, dt)
+        g3 = grad_v.reshape(outer, K, inner)
+    else:
+        grad = None
+        _, g3 = ctx.empty((1, 1, 1), dt)
+    scale = 1.0
+    if reduction == "mean":
+        scale = 1.0 / n_valid if n_valid else 0.0
+    loss, loss_v = ctx.empty((n,), dt)
+    if n:
+        if K == 0:
+            # An empty row has no threshold: NaN loss, empty gradient (as on the CPU).
+            _fill(ctx, loss_v, math.nan)
+        else:
+            zv = ctx.view(z, "z").reshape(outer, K, inner)
+            blocks, tpb, G = _launch_cfg(K, n)
+            if kind == "labels":
+                ign = ignore_index if ignore_index is not None else -1
+                _cuda.k_loss_labels[blocks, tpb, ctx.stream](
+                    zv, y, ign, scale, loss_v, g3, want_grad, n, inner, G
+                )
+            else:
+                _cuda.k_loss_dist[blocks, tpb, ctx.stream](
+                    zv, q, scale, loss_v, g3, want_grad, n, inner, G
+                )
+    if reduction == "none":
+        loss_out = loss.reshape(batch)
+    else:
+        div = 1.0
+        if reduction == "mean":
+            div = float(n_valid) if n_valid else math.nan
+        res, res_v = ctx.empty((1,), dt)
+        _cuda.k_sum[1, _TPB[0], ctx.stream](loss_v, div, res_v)
+        loss_out = res.reshape(())
+    return loss_out, grad
+
+
+def sparsemax_loss(
+    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
+):
+    """GPU :func:`sparsemax_nb.sparsemax_loss` (same arguments, plus ``stream``).
+
+    With ``reduction="sum"`` or ``"mean"`` the result is a 0-d device array.
+    """
+    return _loss(z, target, axis, reduction, ignore_index, method, False, None, stream)[0]
+
+
+def sparsemax_loss_grad(
+    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto",
+    stream=None,
+):
+    """GPU :func:`sparsemax_nb.sparsemax_loss_grad` (same arguments, plus ``stream``)."""
+    return _loss(z, target, axis, reduction, ignore_index, method, True, out, stream)[1]
+
+
+def sparsemax_loss_and_grad(
+    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
+):
+    """GPU :func:`sparsemax_nb.sparsemax_loss_and_grad` (same arguments, plus ``stream``)."""
+    return _loss(z, target, axis, reduction, ignore_index, method, True, None, stream)
+
+
+def labels_to_proportions(y, axis=-1, *, stream=None):
+    """GPU :func:`sparsemax_nb.labels_to_proportions` (same arguments, plus ``stream``)."""
+    from . import _cuda
+
+    ctx = _Ctx([("y", y)], stream)
+    dt = D.compute_dtype(np.dtype(y.dtype), "y")
+    shape = tuple(y.shape)
+    ax = D.axis_index(axis, len(shape))
+    batch = _batch(shape, ax)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    res, res_v = ctx.empty(shape, dt)
+    if n == 0:
+        return res
+    yv = ctx.view(y, "y").reshape(outer, K, inner)
+    first_val = ctx.full1(n, np.int64)
+    first_empty = ctx.full1(n, np.int64)
+    blocks = -(-n // 128)
+    _cuda.k_check_01[blocks, 128, ctx.stream](yv, n, inner, first_val, first_empty)
+    i = int(ctx.to_host(first_val)[0])
+    if i < n:
+        o, ii = divmod(i, inner)
+        row = ctx.to_host(yv[o, :, ii])
+        j = int(np.flatnonzero(~((row == 0) | (row == 1)))[0])
+        idx = list(_where(i, batch))
+        idx.insert(ax, j)
+        raise ValueError(f"labels must be 0 or 1; y{tuple(idx)} = {row[j]!r}")
+    i = int(ctx.to_host(first_empty)[0])
+    if i < n:
+        raise ValueError(f"label row at batch position {_where(i, batch)} has no label")
+    if K:
+        _cuda.k_proportions[blocks, 128, ctx.stream](yv, res_v.reshape(outer, K, inner), n, inner)
+    return res
