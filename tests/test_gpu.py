@@ -1,0 +1,430 @@
+"""The GPU backend against the CPU path and tests/naive.py.
+
+Runs under Numba's CUDA simulator by default (tests/conftest.py sets NUMBA_ENABLE_CUDASIM=1):
+every simulated thread is a Python thread, so sizes and blocks are tiny. The block size is
+set to 8 threads (ITEMS = 8 entries per thread in registers), so K > 64 exercises the
+re-reading path of rows longer than a block's registers, and K <= 4 puts several rows in a
+block. ``NUMBA_ENABLE_CUDASIM=0 pytest tests/test_gpu.py`` runs the same tests on a real GPU.
+"""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.exceptions import AxisError
+
+cuda = pytest.importorskip("numba.cuda")
+
+import naive  # noqa: E402
+import sparsemax_nb as sm  # noqa: E402
+from sparsemax_nb import _gpu  # noqa: E402
+
+if not cuda.is_available():  # pragma: no cover - NUMBA_ENABLE_CUDASIM=0 without a GPU
+    pytest.skip("no CUDA device and the simulator is off", allow_module_level=True)
+
+VECTORS = Path(__file__).resolve().parents[1] / "shared" / "vectors.json"
+if not VECTORS.exists():
+    VECTORS = Path("/work/shared/vectors.json")
+
+RNG = np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def small_blocks():
+    old = _gpu.set_block_size(8)
+    yield
+    _gpu.set_block_size(old)
+
+
+def dev(a):
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def host(a):
+    return a.copy_to_host()
+
+
+def tol(dt):
+    return 1e-6 if np.dtype(dt) == np.float32 else 1e-12
+
+
+# --------------------------------------------------------------------------- forward
+def test_vectors():
+    if not VECTORS.exists():
+        pytest.skip("vectors.json not found")
+    v = json.loads(VECTORS.read_text())
+    for case in v["sparsemax"]:
+        z = np.array(case["z"], np.float64)
+        p = host(sm.sparsemax(dev(z)))
+        np.testing.assert_allclose(p, case["p"], atol=1e-12)
+        tau, k = sm.sparsemax_threshold(dev(z))
+        assert abs(float(host(tau)) - case["tau"]) < 1e-12
+        assert int(host(k)) == case["support_size"]
+    for case in v["non_finite"]:
+        z = np.array([float(x) for x in case["z"]])
+        p = host(sm.sparsemax(dev(z)))
+        np.testing.assert_array_equal(p, np.array([float(x) for x in case["p"]]))
+    for case in v["loss"]:
+        z = np.array(case["z"], np.float64)[None]
+        if "label" in case:
+            t = np.array([case["label"]], np.int64)
+        else:
+            t = np.array(case["q"], np.float64)[None]
+        loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(t))
+        assert abs(float(host(loss)[0]) - case["loss"]) < 1e-12
+        if "grad" in case:
+            np.testing.assert_allclose(host(grad)[0], case["grad"], atol=1e-12)
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 64, 65, 150])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_and_threshold_vs_cpu_and_naive(K, dtype):
+    z = (RNG.normal(size=(3, K)) * 2).astype(dtype)
+    p = sm.sparsemax(dev(z))
+    assert isinstance(p, type(dev(z)))
+    assert p.dtype == dtype and p.shape == z.shape
+    ph = host(p)
+    np.testing.assert_allclose(ph, naive.sparsemax(z), atol=tol(dtype), rtol=0)
+    np.testing.assert_allclose(ph, sm.sparsemax(z), atol=tol(dtype), rtol=0)
+    tau, k = sm.sparsemax_threshold(dev(z))
+    tn, kn = naive.threshold(z)
+    np.testing.assert_allclose(host(tau), tn, atol=tol(dtype), rtol=0)
+    np.testing.assert_array_equal(host(k), kn)
+    assert host(tau).dtype == dtype and host(k).dtype == np.int64
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_every_axis(axis):
+    z = RNG.normal(size=(2, 3, 4))
+    p = host(sm.sparsemax(dev(z), axis=axis))
+    np.testing.assert_allclose(p, naive.sparsemax(z, axis=axis), atol=1e-12, rtol=0)
+    tau, k = sm.sparsemax_threshold(dev(z), axis=axis)
+    tn, kn = naive.threshold(z, axis=axis)
+    np.testing.assert_allclose(host(tau), tn, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(host(k), kn)
+    v = RNG.normal(size=z.shape)
+    pn = sm.sparsemax(z, axis=axis)
+    np.testing.assert_allclose(
+        host(sm.sparsemax_jvp(dev(pn), dev(v), axis=axis)),
+        naive.jvp(pn, v, axis=axis),
+        atol=1e-12,
+        rtol=0,
+    )
+
+
+@pytest.mark.parametrize(
+    "dtype, result",
+    [(np.float16, np.float32), (np.int32, np.float64), (np.int64, np.float64),
+     (np.bool_, np.float64), (np.uint8, np.float64)],
+)
+def test_dtype_rules(dtype, result):
+    z = (RNG.normal(size=(2, 5)) * 3).astype(dtype)
+    p = host(sm.sparsemax(dev(z)))
+    assert p.dtype == result
+    np.testing.assert_allclose(p, sm.sparsemax(z), atol=tol(result), rtol=0)
+
+
+def test_bad_dtype_and_axis_and_method():
+    with pytest.raises(TypeError, match="complex"):
+        sm.sparsemax(dev(np.zeros((2, 3), np.complex128)))
+    with pytest.raises(AxisError):
+        sm.sparsemax(dev(np.zeros((2, 3))), axis=2)
+    with pytest.raises(AxisError):
+        sm.sparsemax_threshold(dev(np.zeros((2, 3))), axis=-3)
+    with pytest.raises(ValueError, match="method"):
+        sm.sparsemax(dev(np.zeros((2, 3))), method="heap")
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the simulator's NumPy scalars
+def test_non_finite_rows_and_huge_values():
+    inf, nan = math.inf, math.nan
+    z = np.array(
+        [
+            [0.0, 0.0, -inf, 1.0],
+            [-inf, -inf, -inf, -inf],
+            [1.0, nan, 0.0, 2.0],
+            [1.0, inf, 0.0, 2.0],
+            [1e308, -1e308, 1e308 - 1e292, 5.0],
+            [-inf, 3.0, -inf, -inf],
+        ]
+    )
+    p = host(sm.sparsemax(dev(z)))
+    np.testing.assert_array_equal(p, sm.sparsemax(z))
+    assert p[0, 2] == 0.0 and np.isnan(p[1:4]).all()
+    tau, k = sm.sparsemax_threshold(dev(z))
+    tc, kc = sm.sparsemax_threshold(z)
+    np.testing.assert_array_equal(host(tau), tc)
+    np.testing.assert_array_equal(host(k), kc)
+    z32 = np.array([[3e38, -3e38, 1e38, 3e38], [1e38, 1e38, 0.0, -1e38]], np.float32)
+    np.testing.assert_array_equal(host(sm.sparsemax(dev(z32))), sm.sparsemax(z32))
+    # The loss of a NaN row is NaN, of a masked entry never NaN.
+    loss = host(sm.sparsemax_loss(dev(z), dev(np.array([3, 0, 0, 0, 0, 1]))))
+    np.testing.assert_array_equal(np.isnan(loss), [False, True, True, True, False, False])
+    np.testing.assert_allclose(loss, sm.sparsemax_loss(z, np.array([3, 0, 0, 0, 0, 1])))
+
+
+def test_adversarial_michelot_row_takes_the_bisection_guard():
+    # d_i = -2^-i: Michelot's fixed point drops one entry per pass; the bisection steps
+    # still end it (checked against the float64 reference).
+    K = 70
+    z = np.concatenate([-(2.0 ** -np.arange(1, K)), [0.0]])[None]
+    z = np.vstack([z, z[:, ::-1] * 0.5])
+    np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12)
+    _, k = sm.sparsemax_threshold(dev(z))
+    np.testing.assert_array_equal(host(k), naive.threshold(z)[1])
+
+
+def test_ties_constant_rows_and_k1():
+    z = np.array([[5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 1.0, 1.0], [2.0, 1.0, 0.1, -7.0]])
+    np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12)
+    z1 = RNG.normal(size=(4, 1))
+    np.testing.assert_array_equal(host(sm.sparsemax(dev(z1))), np.ones((4, 1)))
+    tau, k = sm.sparsemax_threshold(dev(z1))
+    np.testing.assert_allclose(host(tau), z1[:, 0] - 1.0)
+    np.testing.assert_array_equal(host(k), 1)
+
+
+def test_empty_shapes():
+    p = sm.sparsemax(dev(np.zeros((3, 0))))
+    assert p.shape == (3, 0)
+    tau, k = sm.sparsemax_threshold(dev(np.zeros((3, 0))))
+    assert np.isnan(host(tau)).all() and (host(k) == 0).all()
+    assert sm.sparsemax(dev(np.zeros((0, 4)))).shape == (0, 4)
+
+
+# --------------------------------------------------------------------------- out= and kinds
+def test_out_and_in_place():
+    z = RNG.normal(size=(3, 6))
+    out = cuda.device_array((3, 6), np.float64)
+    r = sm.sparsemax(dev(z), out=out)
+    assert r is out
+    np.testing.assert_allclose(host(out), sm.sparsemax(z), atol=1e-12)
+    zd = dev(z)
+    sm.sparsemax(zd, out=zd)
+    np.testing.assert_allclose(host(zd), sm.sparsemax(z), atol=1e-12)
+    # jvp and the loss gradient in place.
+    p = sm.sparsemax(z)
+    v = RNG.normal(size=z.shape)
+    vd = dev(v)
+    sm.sparsemax_jvp(dev(p), vd, out=vd)
+    np.testing.assert_allclose(host(vd), sm.sparsemax_jvp(p, v), atol=1e-12)
+    zd = dev(z)
+    y = np.array([0, 5, 2])
+    sm.sparsemax_loss_grad(zd, dev(y), out=zd)
+    np.testing.assert_allclose(host(zd), sm.sparsemax_loss_grad(z, y), atol=1e-12)
+
+
+def test_out_validated_before_any_work():
+    z = dev(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        sm.sparsemax(z, out=cuda.device_array((3, 2)))
+    with pytest.raises(TypeError, match="dtype"):
+        sm.sparsemax(z, out=cuda.device_array((2, 3), np.float32))
+    with pytest.raises(TypeError, match="GPU array"):
+        _gpu.sparsemax(z, out=np.empty((2, 3)))
+    big = cuda.to_device(np.full((2, 6), 7.0))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        sm.sparsemax(z, out=big[:, ::2])
+    np.testing.assert_array_equal(host(big), 7.0)
+
+
+def test_mixing_host_and_device_is_a_type_error():
+    z = np.zeros((2, 3))
+    with pytest.raises(TypeError, match="host"):
+        sm.sparsemax_loss(dev(z), np.array([0, 1]))
+    with pytest.raises(TypeError, match="host"):
+        sm.sparsemax_loss(z, dev(np.array([0, 1])))
+    with pytest.raises(TypeError, match="host"):
+        sm.sparsemax_jvp(dev(z), z)
+    with pytest.raises(TypeError, match="host"):
+        sm.sparsemax(z, out=cuda.device_array((2, 3)))
+
+
+def test_strided_device_input_is_copied():
+    z = RNG.normal(size=(4, 10))
+    zd = dev(z)[:, ::2]
+    np.testing.assert_allclose(host(sm.sparsemax(zd)), sm.sparsemax(z[:, ::2]), atol=1e-12)
+
+
+def test_stream_argument():
+    z = RNG.normal(size=(2, 5))
+    s = cuda.stream()
+    p = _gpu.sparsemax(dev(z), stream=s)
+    s.synchronize()
+    np.testing.assert_allclose(host(p), sm.sparsemax(z), atol=1e-12)
+
+
+# --------------------------------------------------------------------------- jvp
+def test_jvp_nan_and_empty_support_rows():
+    p = np.array([[0.0, 0.5, 0.5], [0.0, 0.0, 0.0], [np.nan, 0.5, 0.5], [1.0, 0.0, 0.0]])
+    v = RNG.normal(size=p.shape)
+    r = host(sm.sparsemax_jvp(dev(p), dev(v)))
+    np.testing.assert_array_equal(np.isnan(r), np.isnan(sm.sparsemax_jvp(p, v)))
+    np.testing.assert_allclose(r, sm.sparsemax_jvp(p, v), atol=1e-12)
+    with pytest.raises(ValueError, match="same shape"):
+        sm.sparsemax_jvp(dev(p), dev(v[:, :2]))
+    r32 = sm.sparsemax_jvp(dev(p.astype(np.float32)), dev(v.astype(np.float32)))
+    assert r32.dtype == np.float32
+
+
+# --------------------------------------------------------------------------- loss
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_loss_labels_vs_cpu(reduction, dtype):
+    z = RNG.normal(size=(5, 7)).astype(dtype)
+    y = np.array([0, 6, 3, -100, 2])
+    kw = dict(reduction=reduction, ignore_index=-100)
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(y), **kw)
+    lc, gc = sm.sparsemax_loss_and_grad(z, y, **kw)
+    assert host(loss).dtype == dtype and host(loss).shape == np.shape(lc)
+    np.testing.assert_allclose(host(loss), lc, atol=tol(dtype) * 10, rtol=tol(dtype))
+    np.testing.assert_allclose(host(grad), gc, atol=tol(dtype), rtol=0)
+    np.testing.assert_allclose(host(sm.sparsemax_loss(dev(z), dev(y), **kw)), lc, rtol=tol(dtype))
+    np.testing.assert_allclose(
+        host(sm.sparsemax_loss_grad(dev(z), dev(y), **kw)), gc, atol=tol(dtype)
+    )
+    if reduction == "none":
+        keep = y != -100
+        np.testing.assert_allclose(
+            host(loss)[keep], naive.loss(z[keep], y[keep]), atol=10 * tol(dtype), rtol=0
+        )
+
+
+def test_loss_every_ignored_row_mean_is_nan():
+    z = dev(RNG.normal(size=(2, 3)))
+    y = dev(np.array([-1, -1]))
+    loss, grad = sm.sparsemax_loss_and_grad(z, y, reduction="mean", ignore_index=-1)
+    assert np.isnan(host(loss))
+    np.testing.assert_array_equal(host(grad), 0.0)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_loss_dist_every_axis(axis):
+    z = RNG.normal(size=(3, 4, 5))
+    q = RNG.random(size=z.shape)
+    q[q < 0.4] = 0.0
+    np.moveaxis(q, axis, -1)[..., 0] += 0.5  # no empty row
+    q /= q.sum(axis=axis, keepdims=True)
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(q), axis=axis)
+    lc, gc = sm.sparsemax_loss_and_grad(z, q, axis=axis)
+    np.testing.assert_allclose(host(loss), lc, atol=1e-12, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), gc, atol=1e-12)
+    np.testing.assert_allclose(host(loss), naive.loss(z, q, axis=axis), atol=1e-12)
+    y = RNG.integers(0, z.shape[axis], size=np.delete(z.shape, axis % 3))
+    np.testing.assert_allclose(
+        host(sm.sparsemax_loss(dev(z), dev(y), axis=axis)), sm.sparsemax_loss(z, y, axis=axis),
+        atol=1e-12,
+    )
+
+
+def test_loss_long_rows_masked_entries():
+    K = 90  # longer than the 8 x 8 entries a block keeps in registers
+    z = RNG.normal(size=(2, K))
+    z[:, ::7] = -np.inf
+    y = np.array([1, 3])
+    lc, gc = sm.sparsemax_loss_and_grad(z, y, reduction="sum")
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(y), reduction="sum")
+    np.testing.assert_allclose(float(host(loss)), lc, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), gc, atol=1e-12)
+    q = np.zeros_like(z)
+    q[:, 1] = 0.5
+    q[:, 7] = 0.5  # mass on a masked entry: infinite loss, never NaN
+    loss = host(sm.sparsemax_loss(dev(z), dev(q)))
+    assert np.isinf(loss).all()
+
+
+def test_loss_bad_targets():
+    z = dev(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"class index 4 at batch position \(1,\)"):
+        sm.sparsemax_loss(z, dev(np.array([0, 4, -2])))
+    with pytest.raises(ValueError, match=r"class index -1 at batch position \(2,\)"):
+        sm.sparsemax_loss(z, dev(np.array([0, -100, -1])), ignore_index=-100)
+    with pytest.raises(ValueError, match="batch shape"):
+        sm.sparsemax_loss(z, dev(np.array([0, 1])))
+    q = np.full((3, 4), 0.25)
+    q[2, 0] = -0.25
+    q[2, 1] = 0.75
+    with pytest.raises(ValueError, match=r"position \(2,\) has a negative"):
+        sm.sparsemax_loss(z, dev(q))
+    q = np.full((3, 4), 0.25)
+    q[1, 0] = 0.5
+    with pytest.raises(ValueError, match=r"position \(1,\) sums to"):
+        sm.sparsemax_loss(z, dev(q))
+    with pytest.raises(ValueError, match="ignore_index"):
+        sm.sparsemax_loss(z, dev(np.full((3, 4), 0.25)), ignore_index=0)
+    with pytest.raises(TypeError, match="bool"):
+        sm.sparsemax_loss(z, dev(np.ones((3, 4), bool)))
+    with pytest.raises(ValueError, match="reduction"):
+        sm.sparsemax_loss(z, dev(np.array([0, 1, 2])), reduction="max")
+
+
+# --------------------------------------------------------------------------- labels
+def test_labels_to_proportions():
+    y = np.array([[1, 0, 1, 0], [0, 0, 0, 1]], np.int8)
+    q = sm.labels_to_proportions(dev(y))
+    np.testing.assert_allclose(host(q), sm.labels_to_proportions(y))
+    np.testing.assert_allclose(
+        host(sm.labels_to_proportions(dev(y.T), axis=0)), sm.labels_to_proportions(y.T, axis=0)
+    )
+    assert host(sm.labels_to_proportions(dev(y.astype(np.float32)))).dtype == np.float32
+    with pytest.raises(ValueError, match="no label"):
+        sm.labels_to_proportions(dev(np.array([[1, 0], [0, 0]])))
+    with pytest.raises(ValueError, match=r"0 or 1; y\(1, 0\) = .*2"):
+        sm.labels_to_proportions(dev(np.array([[1, 0], [2, 0]])))
+
+
+# --------------------------------------------------------------------------- block sizes
+@pytest.mark.parametrize("tpb", [1, 4, 32])
+def test_block_sizes(tpb):
+    _gpu.set_block_size(tpb)
+    z = RNG.normal(size=(3, 40))
+    np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12)
+    y = np.array([0, 39, 7])
+    np.testing.assert_allclose(
+        host(sm.sparsemax_loss(dev(z), dev(y))), sm.sparsemax_loss(z, y), atol=1e-12
+    )
+
+
+def test_bad_block_size():
+    with pytest.raises(ValueError, match="power of two"):
+        _gpu.set_block_size(6)
+
+
+# --------------------------------------------------------------------------- no device
+def test_without_a_device_import_works_and_gpu_calls_raise():
+    code = """
+import numpy as np
+import sparsemax_nb as sm
+assert abs(sm.sparsemax([0.0, 1.0]).sum() - 1) < 1e-12
+
+class Fake:
+    shape = (2, 3)
+    dtype = np.dtype(np.float64)
+    __cuda_array_interface__ = {"shape": (2, 3), "typestr": "<f8", "data": (0, False), "version": 3}
+
+try:
+    sm.sparsemax(Fake())
+except Exception as e:
+    print(type(e).__name__, e)
+from sparsemax_nb._bench_gpu import bench_cuda
+try:
+    bench_cuda(quick=True)
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", CUDA_VISIBLE_DEVICES="")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2, r.stdout
+    for line in lines:
+        assert line.startswith("NoCudaDeviceError") and "no CUDA device was found" in line
