@@ -73,6 +73,41 @@ def _reduce3(sh, t, g, G, a, b, c):
 
 
 @cuda.jit(device=True)
+def _step(cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it):
+    """One step of the threshold search, from the count ``cs``, sum ``ss`` and minimum
+    ``mm`` of the shifted entries ``d > tt``.
+
+    Returns ``(lo, hi, tt, tc_lo, c_lo, tau, k, done, it)``: the bracket ``[lo, hi]`` of
+    ``tau``, the next trial point ``tt``, Michelot's candidate ``tc_lo`` from the last lower
+    bound (with its count ``c_lo``), and, once ``done``, ``tau`` and ``k``.
+    """
+    it += 1
+    tau = _NAN
+    k = 0.0
+    done = False
+    if ss - cs * tt - 1.0 >= 0.0:
+        # tt <= tau: {d > tt} holds the support; Michelot's step stays below tau.
+        lo = tt
+        tc_lo = (ss - 1.0) / cs
+        c_lo = cs
+        if tc_lo < mm:
+            # No entry in (tt, tc_lo]: the support is {d > tt}, tau is exact.
+            return lo, hi, tt, tc_lo, c_lo, tc_lo, cs, True, it
+    else:
+        hi = tt
+    nxt = tc_lo
+    if (it > MICHELOT_PASSES and it % 2 == 0) or not (nxt > lo and nxt < hi):
+        nxt = 0.5 * (lo + hi)
+    if not (nxt > lo and nxt < hi) or it >= MAX_PASSES:
+        # The bracket is two adjacent floats: {d > lo} differs from the support only by
+        # entries within rounding of tau.
+        tau = tc_lo
+        k = c_lo
+        done = True
+    return lo, hi, nxt, tc_lo, c_lo, tau, k, done, it
+
+
+@cuda.jit(device=True)
 def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
     """``(m, tau_shifted, k)`` of the group's row; ``k == 0`` marks a NaN (or absent) row.
 
@@ -122,30 +157,9 @@ def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
                     mm = min(mm, d)
         cs, ss, mm = _reduce3(sh, t, g, G, cs, ss, mm)
         if not done:
-            it += 1
-            if ss - cs * tt - 1.0 >= 0.0:
-                # tt <= tau: {d > tt} holds the support; Michelot's step stays below tau.
-                lo = tt
-                tc_lo = (ss - 1.0) / cs
-                c_lo = cs
-                if tc_lo < mm:
-                    # No entry in (tt, tc_lo]: the support is {d > tt}, tau is exact.
-                    tau = tc_lo
-                    k = cs
-                    done = True
-            else:
-                hi = tt
-            if not done:
-                nxt = tc_lo
-                if (it > MICHELOT_PASSES and it % 2 == 0) or not (nxt > lo and nxt < hi):
-                    nxt = 0.5 * (lo + hi)
-                if not (nxt > lo and nxt < hi) or it >= MAX_PASSES:
-                    # The bracket is two adjacent floats: {d > lo} differs from the support
-                    # only by entries within rounding of tau.
-                    tau = tc_lo
-                    k = c_lo
-                    done = True
-                tt = nxt
+            lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
+                cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it
+            )
         if cuda.syncthreads_and(1 if done else 0):
             break
     if not (k > 0.0):
