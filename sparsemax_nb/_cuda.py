@@ -37,7 +37,7 @@ All sums accumulate in float64 whatever the input dtype.
 
 import math
 
-from numba import cuda, float64
+from numba import cuda, float64, int64
 
 ITEMS = 8  # entries of a row kept in registers per thread
 MAX_TPB = 256  # largest block size (sizes the shared scratch)
@@ -419,3 +419,279 @@ def k_proportions(y3, q3, n_rows, inner):
             s += float64(y3[o, j, i])
         for j in range(K):
             q3[o, j, i] = float64(y3[o, j, i]) / s
+
+
+# --------------------------------------------------------------------------- long rows
+# Few long rows: one block per row would use a handful of the GPU's multiprocessors, so each
+# row is cut into chunks of ``blockDim * ITEMS`` entries, one block per chunk (a 2-D grid:
+# x = chunk, y = row). Blocks of a row cooperate through device memory across a fixed
+# sequence of launches (no host round trip, no grid-wide barrier):
+#
+# 1. ``k_mb_gather``: read the row once; per chunk, the chunk maximum ``mb`` and the
+#    candidates ``z > mb - 1`` (a superset of the row's candidates ``z > m - 1``, since
+#    ``mb <= m``) are appended to a per-row buffer (one global atomic per block).
+# 2. ``k_mb_solve``: one block per row merges the chunk maxima and, when the buffer did not
+#    overflow, runs the whole threshold search on the (usually tiny) buffer.
+# 3. Only for rows whose buffer overflowed (more than ``cap`` candidates): ``passes`` x
+#    (``k_mb_pass`` over the row + ``k_mb_update``), then ``k_mb_finish`` (one block per row)
+#    completes the search. Blocks of finished rows return at once.
+# 4. ``k_mb_write`` (or ``k_mb_tau``) writes the result.
+#
+# Per-row state (float64): see the S_* indices.
+S_M, S_LO, S_HI, S_TT, S_TCLO, S_CLO, S_TAU, S_K, S_DONE, S_IT, S_FULL = range(11)
+NSTATE = 11
+
+
+@cuda.jit
+def k_mb_gather(z3, inner, part, cand, cnt, cap):
+    """Chunk maxima (``part[r, b] = (bad, -max)``) and candidate compaction into ``cand``."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    shc = cuda.shared.array(2, int64)
+    loc = cuda.local.array(ITEMS, float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    b = cuda.blockIdx.x
+    r = cuda.blockIdx.y
+    o = r // inner
+    i = r % inner
+    K = z3.shape[1]
+    start = b * T * ITEMS
+    stop = min(start + T * ITEMS, K)
+    bad = 0.0
+    negmax = _INF
+    c = 0
+    for j in range(start + t, stop, T):
+        x = float64(z3[o, j, i])
+        loc[c] = x
+        c += 1
+        if x != x:
+            bad = 1.0
+        elif -x < negmax:
+            negmax = -x
+    if t == 0:
+        shc[0] = 0
+    bad, _, negmax = _reduce3(sh, t, t, T, bad, 0.0, negmax)
+    mb = -negmax
+    if t == 0:
+        part[r, b, 0] = bad
+        part[r, b, 1] = negmax
+    # Candidates of this chunk: x - mb > -1 (a NaN / inf chunk makes the whole row NaN).
+    mine = 0
+    if bad == 0.0 and mb != _INF and mb != -_INF:
+        for q in range(c):
+            if loc[q] - mb > -1.0:
+                mine += 1
+    off = cuda.atomic.add(shc, 0, mine)
+    cuda.syncthreads()
+    if t == 0:
+        shc[1] = cuda.atomic.add(cnt, r, shc[0])
+    cuda.syncthreads()
+    pos = shc[1] + off
+    if mine > 0:
+        for q in range(c):
+            if loc[q] - mb > -1.0:
+                if pos < cap:
+                    cand[r, pos] = loc[q]
+                pos += 1
+
+
+@cuda.jit
+def k_mb_solve(part, cand, cnt, cap, K, state):
+    """Merge the chunk maxima; search ``tau`` on the candidate buffer when it is complete."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    r = cuda.blockIdx.x
+    B = part.shape[1]
+    bad = 0.0
+    negmax = _INF
+    for b in range(t, B, T):
+        bad += part[r, b, 0]
+        negmax = min(negmax, part[r, b, 1])
+    bad, _, negmax = _reduce3(sh, t, t, T, bad, 0.0, negmax)
+    m = -negmax
+    done = bad > 0.0 or m == _INF or m == -_INF
+    n = cnt[r]
+    full = n > cap
+    lo = -1.0
+    hi = -1.0 / K
+    tt = lo
+    tc_lo = lo
+    c_lo = 0.0
+    tau = _NAN
+    k = 0.0
+    it = 0
+    if not full:
+        # Every thread runs the same number of passes (the state is block-uniform).
+        while not done:
+            cs = 0.0
+            ss = 0.0
+            mm = _INF
+            for q in range(t, n, T):
+                d = cand[r, q] - m
+                if d > tt:
+                    cs += 1.0
+                    ss += d
+                    mm = min(mm, d)
+            cs, ss, mm = _reduce3(sh, t, t, T, cs, ss, mm)
+            lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
+                cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it
+            )
+    if t == 0:
+        state[r, S_M] = m
+        state[r, S_LO] = lo
+        state[r, S_HI] = hi
+        state[r, S_TT] = tt
+        state[r, S_TCLO] = tc_lo
+        state[r, S_CLO] = c_lo
+        state[r, S_TAU] = tau
+        state[r, S_K] = k
+        state[r, S_DONE] = 1.0 if done else 0.0
+        state[r, S_IT] = it
+        state[r, S_FULL] = 1.0 if full else 0.0
+
+
+@cuda.jit
+def k_mb_pass(z3, inner, state, part):
+    """Count, sum and minimum of the shifted entries above the trial point, per chunk."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    b = cuda.blockIdx.x
+    r = cuda.blockIdx.y
+    if state[r, S_DONE] != 0.0:
+        return  # block-uniform: the whole block leaves
+    o = r // inner
+    i = r % inner
+    K = z3.shape[1]
+    m = state[r, S_M]
+    tt = state[r, S_TT]
+    start = b * T * ITEMS
+    stop = min(start + T * ITEMS, K)
+    cs = 0.0
+    ss = 0.0
+    mm = _INF
+    for j in range(start + t, stop, T):
+        d = float64(z3[o, j, i]) - m
+        if d > tt:
+            cs += 1.0
+            ss += d
+            mm = min(mm, d)
+    cs, ss, mm = _reduce3(sh, t, t, T, cs, ss, mm)
+    if t == 0:
+        part[r, b, 0] = cs
+        part[r, b, 1] = ss
+        part[r, b, 2] = mm
+
+
+@cuda.jit
+def k_mb_update(state, part):
+    """Merge a pass's chunk results and take one search step (one block per row)."""
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    r = cuda.blockIdx.x
+    if state[r, S_DONE] != 0.0:
+        return
+    B = part.shape[1]
+    cs = 0.0
+    ss = 0.0
+    mm = _INF
+    for b in range(t, B, T):
+        cs += part[r, b, 0]
+        ss += part[r, b, 1]
+        mm = min(mm, part[r, b, 2])
+    cs, ss, mm = _reduce3(sh, t, t, T, cs, ss, mm)
+    if t == 0:
+        lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
+            cs, ss, mm, state[r, S_LO], state[r, S_HI], state[r, S_TT], state[r, S_TCLO],
+            state[r, S_CLO], int(state[r, S_IT]),
+        )
+        state[r, S_LO] = lo
+        state[r, S_HI] = hi
+        state[r, S_TT] = tt
+        state[r, S_TCLO] = tc_lo
+        state[r, S_CLO] = c_lo
+        state[r, S_TAU] = tau
+        state[r, S_K] = k
+        state[r, S_IT] = it
+        state[r, S_DONE] = 1.0 if done else 0.0
+
+
+@cuda.jit
+def k_mb_finish(z3, inner, state):
+    """Finish the search of rows still open after the multi-block passes (one block per row).
+
+    Only adversarial rows (many candidates and a slow fixed point) get here.
+    """
+    sh = cuda.shared.array((3, MAX_TPB), float64)
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    r = cuda.blockIdx.x
+    if state[r, S_DONE] != 0.0:
+        return
+    o = r // inner
+    i = r % inner
+    K = z3.shape[1]
+    m = state[r, S_M]
+    lo = state[r, S_LO]
+    hi = state[r, S_HI]
+    tt = state[r, S_TT]
+    tc_lo = state[r, S_TCLO]
+    c_lo = state[r, S_CLO]
+    it = int(state[r, S_IT])
+    tau = _NAN
+    k = 0.0
+    done = False
+    while not done:
+        cs = 0.0
+        ss = 0.0
+        mm = _INF
+        for j in range(t, K, T):
+            d = float64(z3[o, j, i]) - m
+            if d > tt:
+                cs += 1.0
+                ss += d
+                mm = min(mm, d)
+        cs, ss, mm = _reduce3(sh, t, t, T, cs, ss, mm)
+        lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
+            cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it
+        )
+    if t == 0:
+        state[r, S_TAU] = tau
+        state[r, S_K] = k
+        state[r, S_DONE] = 1.0
+
+
+@cuda.jit
+def k_mb_write(z3, p3, inner, state):
+    """``p = max((z - m) - tau, 0)`` per chunk, NaN rows for bad input."""
+    b = cuda.blockIdx.x
+    r = cuda.blockIdx.y
+    T = cuda.blockDim.x
+    o = r // inner
+    i = r % inner
+    K = z3.shape[1]
+    m = state[r, S_M]
+    tau = state[r, S_TAU]
+    bad = not (state[r, S_K] > 0.0)
+    start = b * T * ITEMS
+    stop = min(start + T * ITEMS, K)
+    for j in range(start + cuda.threadIdx.x, stop, T):
+        x = float64(z3[o, j, i])
+        if bad:
+            p3[o, j, i] = _NAN
+        else:
+            p3[o, j, i] = max((x - m) - tau, 0.0)
+
+
+@cuda.jit
+def k_mb_tau(state, tau_out, k_out):
+    r = cuda.grid(1)
+    if r < state.shape[0]:
+        if state[r, S_K] > 0.0:
+            tau_out[r] = state[r, S_M] + state[r, S_TAU]
+            k_out[r] = int(state[r, S_K])
+        else:
+            tau_out[r] = _NAN
+            k_out[r] = 0

@@ -29,6 +29,7 @@ __all__ = [
     "labels_to_proportions",
     "NoCudaDeviceError",
     "set_block_size",
+    "set_long_rows",
 ]
 
 
@@ -164,6 +165,53 @@ def _launch_cfg(K, n):
     return -(-n // rows_per_block), tpb, G
 
 
+# Long rows: several blocks per row (see sparsemax_nb._cuda, "long rows") when a call has at
+# most ``max_rows`` rows of at least ``min_k`` entries; ``passes`` multi-block search passes
+# for rows whose candidate buffer (``cap = max(chunk, K // 16)`` entries) overflowed.
+_LONG = {"min_k": 1 << 16, "max_rows": 32, "passes": 6}
+
+
+def set_long_rows(min_k=None, max_rows=None, passes=None):
+    """Tune when rows get several cooperating blocks; returns the old settings (a dict).
+
+    For tests (small ``min_k`` under the simulator) and tuning on a real GPU.
+    """
+    old = dict(_LONG)
+    for key, val in (("min_k", min_k), ("max_rows", max_rows), ("passes", passes)):
+        if val is not None:
+            _LONG[key] = int(val)
+    return old
+
+
+def _long_rows(n, K):
+    return K >= _LONG["min_k"] and n <= _LONG["max_rows"]
+
+
+def _multiblock_state(ctx, zv, n, K, inner):
+    """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
+    from . import _cuda
+
+    cuda = ctx.cuda
+    st = ctx.stream
+    tpb = _TPB[0]
+    chunk = tpb * _cuda.ITEMS
+    B = -(-K // chunk)
+    cap = max(chunk, K // 16)
+    part = cuda.device_array((n, B, 3), np.float64, stream=st)
+    cand = cuda.device_array((n, cap), np.float64, stream=st)
+    cnt = cuda.to_device(np.zeros(n, np.int64), stream=st)
+    state = cuda.device_array((n, _cuda.NSTATE), np.float64, stream=st)
+    _cuda.k_mb_gather[(B, n), tpb, st](zv, inner, part, cand, cnt, cap)
+    _cuda.k_mb_solve[n, tpb, st](part, cand, cnt, cap, K, state)
+    # One small read-back per call (not per pass): are there rows with too many candidates?
+    if (cnt.copy_to_host(stream=st) > cap).any():
+        for _ in range(_LONG["passes"]):
+            _cuda.k_mb_pass[(B, n), tpb, st](zv, inner, state, part)
+            _cuda.k_mb_update[n, tpb, st](state, part)
+        _cuda.k_mb_finish[n, tpb, st](zv, inner, state)
+    return state, B
+
+
 def _check_out(ctx, out, shape, dtype, name="out"):
     if not _is_device(out):
         raise TypeError(
@@ -214,8 +262,13 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
     n = outer * inner
     if n and K:
         zv = ctx.view(z, "z").reshape(outer, K, inner)
-        blocks, tpb, G = _launch_cfg(K, n)
-        _cuda.k_forward[blocks, tpb, ctx.stream](zv, res_v.reshape(outer, K, inner), n, inner, G)
+        pv = res_v.reshape(outer, K, inner)
+        if _long_rows(n, K):
+            state, B = _multiblock_state(ctx, zv, n, K, inner)
+            _cuda.k_mb_write[(B, n), _TPB[0], ctx.stream](zv, pv, inner, state)
+        else:
+            blocks, tpb, G = _launch_cfg(K, n)
+            _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
     return res
 
 
@@ -234,8 +287,12 @@ def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
     if n:
         if K:
             zv = ctx.view(z, "z").reshape(outer, K, inner)
-            blocks, tpb, G = _launch_cfg(K, n)
-            _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
+            if _long_rows(n, K):
+                state, _ = _multiblock_state(ctx, zv, n, K, inner)
+                _cuda.k_mb_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
+            else:
+                blocks, tpb, G = _launch_cfg(K, n)
+                _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
         else:
             _fill(ctx, tau_v, math.nan)
             _fill(ctx, k_v, 0)

@@ -428,3 +428,48 @@ except Exception as e:
     assert len(lines) == 2, r.stdout
     for line in lines:
         assert line.startswith("NoCudaDeviceError") and "no CUDA device was found" in line
+
+
+# --------------------------------------------------------------------------- long rows
+@pytest.fixture
+def long_rows():
+    old = _gpu.set_long_rows(min_k=32, max_rows=32)
+    yield
+    _gpu.set_long_rows(**old)
+
+
+@pytest.mark.parametrize("passes", [0, 2, 6])
+@pytest.mark.parametrize("kind", ["normal", "uniform", "adversarial"])
+def test_long_rows_several_blocks_per_row(long_rows, passes, kind):
+    # Chunks of 8 threads x 8 entries: K = 200 gives 4 blocks per row. "uniform" rows have
+    # every entry within 1 of the max, so the candidate buffer overflows and the
+    # multi-block passes (then the one-block finish) run.
+    _gpu.set_long_rows(passes=passes)
+    K = 200
+    if kind == "normal":
+        z = RNG.normal(size=(3, K)) * 3
+    elif kind == "uniform":
+        z = RNG.random(size=(3, K))
+    else:
+        z = np.tile(-(2.0 ** -np.arange(K)) + 1, (3, 1))
+    z[1, 17] = -np.inf
+    z[2, 150] = np.nan
+    p = host(sm.sparsemax(dev(z)))
+    np.testing.assert_allclose(p, naive.sparsemax(z), atol=1e-12, rtol=0)
+    assert np.isnan(p[2]).all() and p[1, 17] == 0.0
+    tau, k = sm.sparsemax_threshold(dev(z))
+    tn, kn = naive.threshold(z)
+    np.testing.assert_allclose(host(tau), tn, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(host(k), kn)
+
+
+def test_long_rows_float32_huge_and_other_axis(long_rows):
+    z = (RNG.normal(size=(2, 100)) * 1e37).astype(np.float32)
+    z[0, 3] = 3e38
+    np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-6)
+    z = RNG.normal(size=(70, 2))
+    np.testing.assert_allclose(
+        host(sm.sparsemax(dev(z), axis=0)), naive.sparsemax(z, axis=0), atol=1e-12
+    )
+    tau, k = sm.sparsemax_threshold(dev(z), axis=0)
+    np.testing.assert_array_equal(host(k), naive.threshold(z, axis=0)[1])
