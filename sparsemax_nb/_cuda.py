@@ -113,25 +113,32 @@ def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
 
     ``kk`` is ``K`` for an active row and 0 for a row the group skips (past the end, or an
     ignored label); such a group still runs every reduction. With ``cached`` the row is
-    left in ``loc`` (entry ``j = g + c G`` in ``loc[c]``).
+    left in ``loc`` (entry ``j = g + c G`` in ``loc[c]``, ``-inf`` past the row's end).
     """
     # Pass 1: maximum (as the min of -x, so one reduction routine serves) and bad flags.
     bad = 0.0
     negmax = _INF
-    c = 0
-    for j in range(g, kk, G):
-        x = float64(z3[o, j, i])
-        if cached:
+    if cached:
+        # A loop of constant trip count with constant indices once unrolled: ``loc`` can
+        # live in registers.
+        for c in range(ITEMS):
+            j = g + c * G
+            x = float64(z3[o, j, i]) if j < kk else -_INF
             loc[c] = x
-        c += 1
-        if x != x:
-            bad = 1.0
-        elif -x < negmax:
-            negmax = -x
+            if x != x:
+                bad = 1.0
+            elif -x < negmax:
+                negmax = -x
+    else:
+        for j in range(g, kk, G):
+            x = float64(z3[o, j, i])
+            if x != x:
+                bad = 1.0
+            elif -x < negmax:
+                negmax = -x
     nbad, _, negmax = _reduce3(sh, t, g, G, bad, 0.0, negmax)
     m = -negmax
     done = nbad > 0.0 or m == _INF or m == -_INF or kk == 0
-    nitems = c
     lo = -1.0
     hi = -1.0 / K
     tt = lo
@@ -145,16 +152,21 @@ def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
         ss = 0.0
         mm = _INF
         if not done:
-            for c in range(nitems):
-                if cached:
-                    x = loc[c]
-                else:
-                    x = float64(z3[o, g + c * G, i])
-                d = x - m
-                if d > tt:
-                    cs += 1.0
-                    ss += d
-                    mm = min(mm, d)
+            if cached:
+                # Padding entries are -inf: never above tt.
+                for c in range(ITEMS):
+                    d = loc[c] - m
+                    if d > tt:
+                        cs += 1.0
+                        ss += d
+                        mm = min(mm, d)
+            else:
+                for j in range(g, kk, G):
+                    d = float64(z3[o, j, i]) - m
+                    if d > tt:
+                        cs += 1.0
+                        ss += d
+                        mm = min(mm, d)
         cs, ss, mm = _reduce3(sh, t, g, G, cs, ss, mm)
         if not done:
             lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
@@ -165,6 +177,14 @@ def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
     if not (k > 0.0):
         return m, _NAN, 0
     return m, tau, int(k)
+
+
+@cuda.jit(device=True)
+def _p_of(x, m, tau, k):
+    if k == 0:
+        return _NAN
+    # (z - m) - tau, not z - (m + tau): exact for huge rows.
+    return max((x - m) - tau, 0.0)
 
 
 @cuda.jit(device=True)
@@ -189,18 +209,14 @@ def k_forward(z3, p3, n_rows, inner, G):
     cached = K <= G * ITEMS
     kk = K if valid else 0
     m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
-    c = 0
-    for j in range(g, kk, G):
-        if cached:
-            x = loc[c]
-        else:
-            x = float64(z3[o, j, i])
-        c += 1
-        if k == 0:
-            p3[o, j, i] = _NAN
-        else:
-            # (z - m) - tau, not z - (m + tau): exact for huge rows.
-            p3[o, j, i] = max((x - m) - tau, 0.0)
+    if cached:
+        for c in range(ITEMS):
+            j = g + c * G
+            if j < kk:
+                p3[o, j, i] = _p_of(loc[c], m, tau, k)
+    else:
+        for j in range(g, kk, G):
+            p3[o, j, i] = _p_of(float64(z3[o, j, i]), m, tau, k)
 
 
 @cuda.jit
@@ -269,22 +285,20 @@ def k_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, n_rows, inner, G):
     zy = float64(z3[o, label, i]) if active else 0.0
     m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
     acc = 0.0
-    c = 0
-    for j in range(g, kk, G):
-        if cached:
-            x = loc[c]
-        else:
-            x = float64(z3[o, j, i])
-        c += 1
-        if k == 0:
-            gj = _NAN
-        else:
-            gj = max((x - m) - tau, 0.0)
-            if j == label:
-                gj -= 1.0
-        acc += gj * gj
-        if want_grad:
-            g3[o, j, i] = gj * scale
+    if cached:
+        for c in range(ITEMS):
+            j = g + c * G
+            if j < kk:
+                gj = _p_of(loc[c], m, tau, k) - (1.0 if j == label else 0.0)
+                acc += gj * gj
+                if want_grad:
+                    g3[o, j, i] = gj * scale
+    else:
+        for j in range(g, kk, G):
+            gj = _p_of(float64(z3[o, j, i]), m, tau, k) - (1.0 if j == label else 0.0)
+            acc += gj * gj
+            if want_grad:
+                g3[o, j, i] = gj * scale
     acc, _, _ = _reduce3(sh, t, g, G, acc, 0.0, 0.0)
     if valid and want_grad and not active:
         for j in range(g, K, G):
@@ -302,6 +316,19 @@ def k_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, n_rows, inner, G):
             loss[r] = val
 
 
+@cuda.jit(device=True)
+def _dist_term(x, qj, m, tau, k, acc, off):
+    """Add one entry's ``(p - q)^2`` to ``acc`` and its ``q (tau - d)`` (off the support,
+    ``q > 0`` only: no ``0 * inf``) to ``off``."""
+    if k == 0:
+        return _NAN, off
+    d = x - m
+    gj = max(d - tau, 0.0) - qj
+    if qj != 0.0 and not d > tau:
+        off += qj * (tau - d)
+    return acc + gj * gj, off
+
+
 @cuda.jit
 def k_loss_dist(z3, q3, scale, loss, g3, want_grad, n_rows, inner, G):
     """Loss (and gradient) for one target distribution per row; see ``k_loss_labels``."""
@@ -314,24 +341,21 @@ def k_loss_dist(z3, q3, scale, loss, g3, want_grad, n_rows, inner, G):
     m, tau, k = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
     acc = 0.0
     off = 0.0
-    c = 0
-    for j in range(g, kk, G):
-        if cached:
-            x = loc[c]
-        else:
+    if cached:
+        for c in range(ITEMS):
+            j = g + c * G
+            if j < kk:
+                qj = float64(q3[o, j, i])
+                acc, off = _dist_term(loc[c], qj, m, tau, k, acc, off)
+                if want_grad:
+                    g3[o, j, i] = (_p_of(loc[c], m, tau, k) - qj) * scale
+    else:
+        for j in range(g, kk, G):
             x = float64(z3[o, j, i])
-        c += 1
-        qj = float64(q3[o, j, i])
-        if k == 0:
-            gj = _NAN
-        else:
-            d = x - m
-            gj = max(d - tau, 0.0) - qj
-            if qj != 0.0 and not d > tau:
-                off += qj * (tau - d)
-        acc += gj * gj
-        if want_grad:
-            g3[o, j, i] = gj * scale
+            qj = float64(q3[o, j, i])
+            acc, off = _dist_term(x, qj, m, tau, k, acc, off)
+            if want_grad:
+                g3[o, j, i] = (_p_of(x, m, tau, k) - qj) * scale
     acc, off, _ = _reduce3(sh, t, g, G, acc, off, 0.0)
     if valid and g == 0:
         loss[r] = _NAN if k == 0 else 0.5 * acc + off
