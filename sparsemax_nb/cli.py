@@ -11,6 +11,9 @@ import sys
 # name: (module, one-line help)
 SUBCOMMANDS = {
     "demo": ("sparsemax_nb._demo", "softmax versus sparsemax, the loss and a speed check on built-in data"),
+    "bench": ("sparsemax_nb._bench", "every kernel timed against copyto, NumPy softmax/sparsemax and peers (SPEC 7)"),
+    "multilabel": ("sparsemax_nb._multilabel_cli", "the paper's multi-label experiment: logistic, softmax and sparsemax linear models"),
+    "figures": ("sparsemax_nb._figures", "PNG figures: sparsemax versus softmax, the losses, a sparse attention map"),
 }
 
 
