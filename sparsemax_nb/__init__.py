@@ -13,6 +13,7 @@ from ._api import (
     sparsemax_loss_grad,
     sparsemax_threshold,
 )
+from .attention import sparsemax_attention, sparsemax_attention_vjp  # noqa: F401
 
 __version__ = "0.1.0"
 
