@@ -483,11 +483,10 @@ def k_mb_gather(z3, inner, part, cand, cnt, cap):
     stop = min(start + T * ITEMS, K)
     bad = 0.0
     negmax = _INF
-    c = 0
-    for j in range(start + t, stop, T):
-        x = float64(z3[o, j, i])
+    for c in range(ITEMS):  # constant trip count: loc stays in registers
+        j = start + t + c * T
+        x = float64(z3[o, j, i]) if j < stop else -_INF
         loc[c] = x
-        c += 1
         if x != x:
             bad = 1.0
         elif -x < negmax:
@@ -502,7 +501,7 @@ def k_mb_gather(z3, inner, part, cand, cnt, cap):
     # Candidates of this chunk: x - mb > -1 (a NaN / inf chunk makes the whole row NaN).
     mine = 0
     if bad == 0.0 and mb != _INF and mb != -_INF:
-        for q in range(c):
+        for q in range(ITEMS):  # padding is -inf: never a candidate
             if loc[q] - mb > -1.0:
                 mine += 1
     off = cuda.atomic.add(shc, 0, mine)
@@ -512,7 +511,7 @@ def k_mb_gather(z3, inner, part, cand, cnt, cap):
     cuda.syncthreads()
     pos = shc[1] + off
     if mine > 0:
-        for q in range(c):
+        for q in range(ITEMS):
             if loc[q] - mb > -1.0:
                 if pos < cap:
                     cand[r, pos] = loc[q]

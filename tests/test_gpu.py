@@ -474,3 +474,65 @@ def test_long_rows_float32_huge_and_other_axis(long_rows):
     )
     tau, k = sm.sparsemax_threshold(dev(z), axis=0)
     np.testing.assert_array_equal(host(k), naive.threshold(z, axis=0)[1])
+
+
+# --------------------------------------------------------------------------- real-GPU build
+PTX_CHECK = r'''
+import os, sys, types as _t
+os.environ["NUMBA_ENABLE_CUDASIM"] = "0"
+from numba import cuda, types
+# Device functions ask the (absent) current device for its compute capability.
+sys.modules["numba.cuda.dispatcher"].get_current_device = (
+    lambda: _t.SimpleNamespace(compute_capability=(8, 0))
+)
+import sparsemax_nb._cuda as C
+
+A = lambda t, n: types.Array(t, n, "C")
+f32, f64, f16, b1, i32, i64 = (types.float32, types.float64, types.float16, types.boolean,
+                               types.int32, types.int64)
+sigs = {
+    "k_forward": [(A(f32, 3), A(f32, 3), i64, i64, i64), (A(f64, 3), A(f64, 3), i64, i64, i64),
+                  (A(f16, 3), A(f32, 3), i64, i64, i64), (A(b1, 3), A(f64, 3), i64, i64, i64)],
+    "k_threshold": [(A(f32, 3), A(f32, 1), A(i64, 1), i64, i64, i64)],
+    "k_jvp": [(A(f32, 3), A(f64, 3), A(f64, 3), i64, i64, i64)],
+    "k_loss_labels": [(A(f32, 3), A(i32, 1), i64, f64, A(f32, 1), A(f32, 3), b1, i64, i64, i64)],
+    "k_loss_dist": [(A(f64, 3), A(f64, 3), f64, A(f64, 1), A(f64, 3), b1, i64, i64, i64)],
+    "k_sum": [(A(f32, 1), f64, A(f32, 1))],
+    "k_check_labels": [(A(i64, 1), i64, i64, A(i64, 1), A(i64, 1))],
+    "k_check_dist": [(A(f32, 3), i64, i64, A(i64, 1), A(f64, 1))],
+    "k_check_01": [(A(b1, 3), i64, i64, A(i64, 1), A(i64, 1))],
+    "k_proportions": [(A(types.int8, 3), A(f64, 3), i64, i64)],
+    "k_mb_gather": [(A(f32, 3), i64, A(f64, 3), A(f64, 2), A(i64, 1), i64)],
+    "k_mb_solve": [(A(f64, 3), A(f64, 2), A(i64, 1), i64, i64, A(f64, 2))],
+    "k_mb_pass": [(A(f32, 3), i64, A(f64, 2), A(f64, 3))],
+    "k_mb_update": [(A(f64, 2), A(f64, 3))],
+    "k_mb_finish": [(A(f32, 3), i64, A(f64, 2))],
+    "k_mb_write": [(A(f32, 3), A(f32, 3), i64, A(f64, 2))],
+    "k_mb_tau": [(A(f64, 2), A(f32, 1), A(i64, 1))],
+}
+for name, ss in sigs.items():
+    for sig in ss:
+        ptx, _ = cuda.compile_ptx(getattr(C, name).py_func, sig, cc=(8, 0))
+        # The per-thread row cache must stay in registers (no local-memory arrays).
+        assert ".local" not in ptx, name
+print("ok")
+'''
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_a_real_gpu():
+    """Type inference, lowering and NVVM for sm_80, without a GPU (needs NVVM and NVRTC,
+    e.g. ``pip install nvidia-nvvm nvidia-cuda-nvrtc``; skipped otherwise)."""
+    pathfinder = pytest.importorskip("cuda.pathfinder")
+    for lib in ("nvvm", "nvrtc"):
+        try:
+            pathfinder.load_nvidia_dynamic_lib(lib)
+        except Exception:
+            pytest.skip(f"lib{lib} not found: cannot build PTX here")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run(
+        [sys.executable, "-c", PTX_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
