@@ -150,7 +150,7 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
                 w0,
                 method="L-BFGS-B",
                 jac=True,
-                options={"maxiter": int(self.max_iter), "gtol": float(self.tol)},
+                options={"maxiter": int(self.max_iter), "gtol": float(self.tol), "ftol": 1e-12},
             )
         self.n_iter_ = int(res.nit)
         self.coef_ = res.x[: d * K].reshape(d, K).T.copy()  # (K, d), as scikit-learn
@@ -360,7 +360,7 @@ class SparsemaxClassifier(_LinearMultilabel):
     _cv_grid = tuple(np.geomspace(0.25, 8.0, 16))
 
     def __init__(
-        self, alpha=1e-3, *, scale="cv", cv=3, fit_intercept=True, max_iter=500, tol=1e-6,
+        self, alpha=1e-3, *, scale="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
         random_state=0,
     ):
         self.alpha = alpha
@@ -411,7 +411,7 @@ class SoftmaxClassifier(_LinearMultilabel):
     _cv_grid = tuple(np.round(np.arange(0.02, 0.62, 0.02), 2))
 
     def __init__(
-        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=500, tol=1e-6,
+        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
         random_state=0,
     ):
         self.alpha = alpha
@@ -469,7 +469,7 @@ class LogisticClassifier(_LinearMultilabel):
     _cv_grid = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 
     def __init__(
-        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=500, tol=1e-6,
+        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
         random_state=0,
     ):
         self.alpha = alpha
