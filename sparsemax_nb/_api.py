@@ -6,7 +6,21 @@ import numpy as np
 
 from . import _dispatch as D
 
-def sparsemax(z, axis=-1, *, out=None, method="auto"):
+
+def _stream_kw(stream):
+    """Forward ``stream`` to a backend only when given (the Dask backend takes none)."""
+    return {} if stream is None else {"stream": stream}
+
+
+def _no_stream(stream):
+    if stream is not None:
+        raise TypeError(
+            "stream= applies to GPU arrays (CuPy, Numba device arrays) only; "
+            "these arguments are host arrays"
+        )
+
+
+def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
     """Sparsemax: the Euclidean projection of each row of ``z`` onto the simplex.
 
     ``p = max(z - tau, 0)`` with ``tau`` such that ``p`` sums to 1 along ``axis``
@@ -27,6 +41,10 @@ def sparsemax(z, axis=-1, *, out=None, method="auto"):
         How ``tau`` is found: ``"sort"`` (sort-based, O(K log K)), ``"select"`` (linear-time
         selection, O(K) in the worst case) or ``"auto"`` (the faster for the shape). All
         agree to rounding.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -51,7 +69,8 @@ def sparsemax(z, axis=-1, *, out=None, method="auto"):
     """
     backend = D.foreign(z, out)
     if backend is not None:
-        return backend.sparsemax(z, axis, out=out, method=method)
+        return backend.sparsemax(z, axis, out=out, method=method, **_stream_kw(stream))
+    _no_stream(stream)
     a, dt = D.as_array(z)
     code = D.method_code(method)
     ax = D.axis_index(axis, a.ndim)
@@ -63,7 +82,7 @@ def sparsemax(z, axis=-1, *, out=None, method="auto"):
     return o.finish()
 
 
-def sparsemax_threshold(z, axis=-1, *, method="auto"):
+def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
     """The threshold ``tau`` and the support size ``k`` of sparsemax, per row.
 
     Parameters
@@ -74,6 +93,10 @@ def sparsemax_threshold(z, axis=-1, *, method="auto"):
         The axis along which each distribution lies (default: the last).
     method : {"auto", "sort", "select"}, optional
         As for :func:`sparsemax`.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -92,7 +115,8 @@ def sparsemax_threshold(z, axis=-1, *, method="auto"):
     """
     backend = D.foreign(z)
     if backend is not None:
-        return backend.sparsemax_threshold(z, axis, method=method)
+        return backend.sparsemax_threshold(z, axis, method=method, **_stream_kw(stream))
+    _no_stream(stream)
     a, dt = D.as_array(z)
     code = D.method_code(method)
     ax = D.axis_index(axis, a.ndim)
@@ -106,7 +130,7 @@ def sparsemax_threshold(z, axis=-1, *, method="auto"):
     return tau.reshape(batch), k.reshape(batch)
 
 
-def sparsemax_jvp(p, v, axis=-1, *, out=None):
+def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
     """Jacobian-vector product of sparsemax at output ``p``: ``J(p) v``.
 
     ``J = diag(s) - s s^T / k`` with ``s`` the support of ``p`` and ``k = |s|``, so
@@ -124,6 +148,10 @@ def sparsemax_jvp(p, v, axis=-1, *, out=None):
         The axis along which each distribution lies (default: the last).
     out : numpy.ndarray, optional
         Where to write the result; may be ``v`` or ``p`` itself.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -139,7 +167,8 @@ def sparsemax_jvp(p, v, axis=-1, *, out=None):
     """
     backend = D.foreign(p, v, out)
     if backend is not None:
-        return backend.sparsemax_jvp(p, v, axis, out=out)
+        return backend.sparsemax_jvp(p, v, axis, out=out, **_stream_kw(stream))
+    _no_stream(stream)
     pa, dp = D.as_array(p, "p")
     va, dv = D.as_array(v, "v")
     dt = np.promote_types(dp, dv)
@@ -276,7 +305,9 @@ _LOSS_PARAMS = """    z : array_like
         and do not count in the mean (like PyTorch's cross-entropy)."""
 
 
-def sparsemax_loss(z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto"):
+def sparsemax_loss(
+    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
+):
     """The sparsemax loss of Martins & Astudillo (2016), eq. (15).
 
     ``L(z; q) = -q.z + 1/2 sum_{{j in S}} (z_j^2 - tau^2) + 1/2 ||q||^2``, computed as the
@@ -288,6 +319,10 @@ def sparsemax_loss(z, target, axis=-1, *, reduction="none", ignore_index=None, m
 {params}
     method : {{"auto", "sort", "select"}}, optional
         As for :func:`sparsemax`.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -311,13 +346,16 @@ def sparsemax_loss(z, target, axis=-1, *, reduction="none", ignore_index=None, m
     backend = D.foreign(z, target)
     if backend is not None:
         return backend.sparsemax_loss(
-            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method
+            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method,
+            **_stream_kw(stream),
         )
+    _no_stream(stream)
     return _loss(z, target, axis, reduction, ignore_index, method, False, None)[0]
 
 
 def sparsemax_loss_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto"
+    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto",
+    stream=None,
 ):
     """Gradient of :func:`sparsemax_loss` with respect to ``z``: ``sparsemax(z) - q``.
 
@@ -328,6 +366,10 @@ def sparsemax_loss_grad(
         Where to write the gradient (``z``'s shape and result dtype); may be ``z`` itself.
     method : {{"auto", "sort", "select"}}, optional
         As for :func:`sparsemax`.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -345,13 +387,14 @@ def sparsemax_loss_grad(
     if backend is not None:
         return backend.sparsemax_loss_grad(
             z, target, axis, reduction=reduction, ignore_index=ignore_index, out=out,
-            method=method,
+            method=method, **_stream_kw(stream),
         )
+    _no_stream(stream)
     return _loss(z, target, axis, reduction, ignore_index, method, True, out)[1]
 
 
 def sparsemax_loss_and_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto"
+    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
 ):
     """The loss and its gradient from one pass over ``z`` (sparsemax runs once).
 
@@ -360,6 +403,10 @@ def sparsemax_loss_and_grad(
 {params}
     method : {{"auto", "sort", "select"}}, optional
         As for :func:`sparsemax`.
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -378,8 +425,10 @@ def sparsemax_loss_and_grad(
     backend = D.foreign(z, target)
     if backend is not None:
         return backend.sparsemax_loss_and_grad(
-            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method
+            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method,
+            **_stream_kw(stream),
         )
+    _no_stream(stream)
     return _loss(z, target, axis, reduction, ignore_index, method, True, None)
 
 
@@ -388,7 +437,7 @@ for _f in (sparsemax_loss, sparsemax_loss_grad, sparsemax_loss_and_grad):
 del _f
 
 
-def labels_to_proportions(y, axis=-1):
+def labels_to_proportions(y, axis=-1, *, stream=None):
     """Multi-label targets as distributions: ``q = y / sum(y)`` along ``axis``.
 
     Parameters
@@ -397,6 +446,10 @@ def labels_to_proportions(y, axis=-1):
         0/1 label indicators (bool, integer or float).
     axis : int, optional
         The label axis (default: the last).
+    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays.
 
     Returns
     -------
@@ -416,7 +469,8 @@ def labels_to_proportions(y, axis=-1):
     """
     backend = D.foreign(y)
     if backend is not None:
-        return backend.labels_to_proportions(y, axis)
+        return backend.labels_to_proportions(y, axis, **_stream_kw(stream))
+    _no_stream(stream)
     a, dt = D.as_array(y, "y")
     ax = D.axis_index(axis, a.ndim)
     batch = a.shape[:ax] + a.shape[ax + 1 :]

@@ -278,7 +278,7 @@ def k_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, n_rows, inner, G):
     t, g, r, valid, o, i = _setup(n_rows, inner, G)
     K = z3.shape[1]
     cached = K <= G * ITEMS
-    label = y[r] if valid else 0
+    label = int64(y[r]) if valid else int64(0)
     active = valid and label != ignore
     kk = K if active else 0
     # Read z_y before any thread of the group writes the gradient (it may be z itself).
@@ -381,7 +381,7 @@ def k_check_labels(y, K, ignore, first, n_valid):
     ``n_valid[0]``: the number of labels not equal to ``ignore``."""
     r = cuda.grid(1)
     if r < y.shape[0]:
-        lab = y[r]
+        lab = int64(y[r])
         if lab != ignore:
             cuda.atomic.add(n_valid, 0, 1)
             if lab < 0 or lab >= K:

@@ -254,9 +254,26 @@ def test_strided_device_input_is_copied():
 def test_stream_argument():
     z = RNG.normal(size=(2, 5))
     s = cuda.stream()
-    p = _gpu.sparsemax(dev(z), stream=s)
+    p = sm.sparsemax(dev(z), stream=s)
     s.synchronize()
     np.testing.assert_allclose(host(p), sm.sparsemax(z), atol=1e-12)
+    loss = sm.sparsemax_loss(dev(z), dev(np.array([0, 1])), reduction="sum", stream=s)
+    s.synchronize()
+    np.testing.assert_allclose(host(loss), sm.sparsemax_loss(z, [0, 1], reduction="sum"))
+    # A stream with host arrays is a TypeError; the CPU path is otherwise unchanged.
+    with pytest.raises(TypeError, match="stream"):
+        sm.sparsemax(z, stream=s)
+    with pytest.raises(TypeError, match="stream"):
+        sm.labels_to_proportions([[1, 0]], stream=s)
+
+
+@pytest.mark.parametrize("ldtype", [np.uint8, np.int32, np.uint64])
+def test_label_dtypes(ldtype):
+    z = RNG.normal(size=(3, 5))
+    y = np.array([4, 0, 2], ldtype)
+    np.testing.assert_allclose(
+        host(sm.sparsemax_loss(dev(z), dev(y))), sm.sparsemax_loss(z, y), atol=1e-12
+    )
 
 
 # --------------------------------------------------------------------------- jvp
