@@ -69,6 +69,7 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
     """Shared fitting code: a linear model ``Z = X W + b`` trained by L-BFGS-B."""
 
     _cv_param = None  # name of the parameter tuned by cross-validation ("scale", "threshold")
+    _skips_unlabelled = True  # rows of y with no label have no proportions
     _cv_grid = ()
 
     # ------------------------------------------------------------------ targets
@@ -108,7 +109,13 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
         self._multilabel = True
         self.classes_ = np.arange(y.shape[1])
         if np.isin(yf, (0.0, 1.0)).all():
-            Q = labels_to_proportions(yf)  # ValueError naming a row with no label
+            # A row with no label has no proportions: the sparsemax and softmax losses skip
+            # it (the logistic loss uses it: all labels negative).
+            Q = np.zeros_like(yf)
+            lab = yf.any(axis=1)
+            if self._skips_unlabelled and not lab.any():
+                raise ValueError("every row of y is empty: no label to learn proportions from")
+            Q[lab] = labels_to_proportions(yf[lab])
             return Q, yf > 0
         if (yf < 0).any() or not np.allclose(yf.sum(axis=1), 1.0, atol=1e-6 * y.shape[1]):
             raise ValueError(
@@ -124,11 +131,19 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
         alpha = float(self.alpha)
         fit_b = bool(self.fit_intercept)
 
+        lab = Ybin.any(axis=1)
+        skip = self._skips_unlabelled and not lab.all()
+
         def f(w):
             W = w[: d * K].reshape(d, K)
             b = w[d * K :] if fit_b else 0.0
             Z = np.asarray(X @ W) + b
-            loss, G = self._loss_grad(Z, Q, Ybin)
+            if skip:  # the mean runs over the labelled rows; the others get no gradient
+                loss, G_lab = self._loss_grad(Z[lab], Q[lab], Ybin[lab])
+                G = np.zeros_like(Z)
+                G[lab] = G_lab
+            else:
+                loss, G = self._loss_grad(Z, Q, Ybin)
             gW = np.asarray(X.T @ G) + alpha * W  # chain rule: dL/dW = X^T dL/dZ
             val = float(loss) + 0.5 * alpha * float(np.vdot(W, W))
             if fit_b:
@@ -178,8 +193,9 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
         X : array_like or scipy.sparse matrix, shape (n_samples, n_features)
         y : array_like
             Shape (n_samples, K): 0/1 label indicators (turned into proportions
-            ``y / sum(y)``; every row needs a label) or proportions; or shape (n_samples,):
-            class labels (multiclass).
+            ``y / sum(y)``; the sparsemax and softmax losses skip rows with no label, the
+            logistic loss uses them) or proportions; or shape (n_samples,): class labels
+            (multiclass).
 
         Returns
         -------
@@ -467,6 +483,7 @@ class LogisticClassifier(_LinearMultilabel):
 
     _cv_param = "threshold"
     _cv_grid = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+    _skips_unlabelled = False
 
     def __init__(
         self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,

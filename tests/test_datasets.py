@@ -1,0 +1,157 @@
+"""Synthetic data generator, ARFF loader and multi-label metrics."""
+
+import numpy as np
+import pytest
+
+from sparsemax_nb.datasets import (
+    bag_of_words,
+    js_divergence,
+    load_arff,
+    macro_f1,
+    make_synthetic,
+    mean_squared_error,
+    micro_f1,
+)
+
+
+def test_synthetic_shapes_and_invariants():
+    d = make_synthetic(10, 30, n_train=120, n_dev=20, n_test=50, vocab_size=200, seed=0)
+    tr = d["train"]
+    assert tr.X.shape == (120, 200) and tr.Y.shape == (120, 10) and tr.Q.shape == (120, 10)
+    assert d["dev"].X.shape[0] == 20 and d["test"].X.shape[0] == 50
+    np.testing.assert_allclose(tr.Q.sum(1), 1.0)
+    assert ((tr.Y == 1) == (tr.Q > 0)).all()
+    assert (tr.Y.sum(1) >= 1).all() and (tr.Y.sum(1) <= 10).all()
+    # l2-normalised bag of words of the counts
+    norms = np.linalg.norm(tr.X, axis=1)
+    np.testing.assert_allclose(norms[tr.counts.sum(1) > 0], 1.0)
+    assert abs(tr.counts.sum(1).mean() - 30) < 3
+    assert d["word_dists"].shape == (10, 200)
+
+
+def test_synthetic_default_sizes_and_seed():
+    a = make_synthetic(50, 20, vocab_size=50, seed=3)
+    b = make_synthetic(50, 20, vocab_size=50, seed=3)
+    assert a["train"].X.shape[0] == 1200 and a["dev"].X.shape[0] == 200 and a["test"].X.shape[0] == 1000
+    np.testing.assert_array_equal(a["test"].counts, b["test"].counts)
+    c = make_synthetic(50, 20, vocab_size=50, seed=4)
+    assert not np.array_equal(a["test"].counts, c["test"].counts)
+    # Poisson(1) labels clipped to [1, K]: mean a little above 1
+    assert 1.2 < a["train"].Y.sum(1).mean() < 1.6
+
+
+def test_bag_of_words_norms():
+    c = np.array([[1, 1, 0], [0, 0, 0], [3, 0, 4]])
+    np.testing.assert_allclose(bag_of_words(c, "l1")[0], [0.5, 0.5, 0])
+    np.testing.assert_allclose(bag_of_words(c, "l2")[2], [0.6, 0, 0.8])
+    assert (bag_of_words(c)[1] == 0).all()
+    with pytest.raises(ValueError):
+        bag_of_words(c, "max")
+
+
+def test_metrics():
+    t = np.array([[1, 0, 1], [0, 1, 0]])
+    p = np.array([[1, 1, 0], [0, 1, 0]])
+    # TP = 2, FP = 1, FN = 1
+    assert micro_f1(t, p) == pytest.approx(4 / 6)
+    # per label F1: 1, 2/3, 0
+    assert macro_f1(t, p) == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert micro_f1(t, t) == 1.0 and macro_f1(t, t) == 1.0
+    q = np.array([[0.5, 0.0, 0.5], [0.0, 1.0, 0.0]])
+    r = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert mean_squared_error(q, r) == pytest.approx((0.25 + 0.25) / 2)
+    # JS of (1/2, 1/2) and (1, 0): 1/2 KL(q||m) + 1/2 KL(r||m), m = (3/4, 1/4)
+    js0 = 0.5 * (0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(0.5 / 0.25)) + 0.5 * np.log(1 / 0.75)
+    assert js_divergence(q, r) == pytest.approx(js0 / 2)
+    assert js_divergence(q, q) == 0.0
+    assert js_divergence(np.array([[1.0, 0]]), np.array([[0, 1.0]])) == pytest.approx(np.log(2))
+    with pytest.raises(ValueError):
+        micro_f1(t, p[:1])
+
+
+DENSE = """% a comment
+@relation 'toy: -C -2'
+@attribute f1 numeric
+@attribute 'f two' real
+@attribute colour {red,green}
+@attribute l1 {0,1}
+@attribute l2 {0,1}
+@data
+1.5,2,red,1,0
+-1,0.25,green,0,1
+?,3,'green',1,1
+"""
+
+SPARSE = """@relation 'toy2: -C 2'
+@attribute a {0,1}
+@attribute b {0,1}
+@attribute x numeric
+@attribute y numeric
+@data
+{0 1,3 2.5}
+{1 1,2 -1}
+{}
+"""
+
+
+def test_arff_dense(tmp_path):
+    f = tmp_path / "toy.arff"
+    f.write_text(DENSE)
+    d = load_arff(f)  # MEKA -C -2: last two attributes are labels
+    assert d.feature_names == ["f1", "f two", "colour"] and d.label_names == ["l1", "l2"]
+    np.testing.assert_array_equal(d.Y, [[1, 0], [0, 1], [1, 1]])
+    assert d.Y.dtype == np.int8
+    np.testing.assert_array_equal(d.X[:2], [[1.5, 2, 0], [-1, 0.25, 1]])
+    assert np.isnan(d.X[2, 0]) and d.X[2, 2] == 1
+    d2 = load_arff(f, 2)
+    np.testing.assert_array_equal(d2.Y, d.Y)
+
+
+def test_arff_sparse_and_labels_first(tmp_path):
+    f = tmp_path / "toy2.arff"
+    f.write_text(SPARSE)
+    d = load_arff(f)  # -C 2: the first two attributes
+    assert d.label_names == ["a", "b"]
+    np.testing.assert_array_equal(d.Y, [[1, 0], [0, 1], [0, 0]])
+    np.testing.assert_array_equal(d.X, [[0, 2.5], [-1, 0], [0, 0]])
+    d2 = load_arff(f, 2, labels_first=True)
+    np.testing.assert_array_equal(d2.X, d.X)
+
+
+def test_arff_mulan_xml(tmp_path):
+    f = tmp_path / "toy.arff"
+    f.write_text(DENSE.replace("'toy: -C -2'", "toy"))
+    x = tmp_path / "toy.xml"
+    x.write_text(
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<labels xmlns="http://mulan.sourceforge.net/labels">'
+        '<label name="l2"></label><label name="l1"></label></labels>'
+    )
+    d = load_arff(f, xml=x)
+    assert d.label_names == ["l2", "l1"]
+    np.testing.assert_array_equal(d.Y, [[0, 1], [1, 0], [1, 1]])
+    with pytest.raises(ValueError, match="number of labels is unknown"):
+        load_arff(f)
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\n1,0,3\n", "3 values"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\nx,1\n", "not a number"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\n1,2\n", "not one of"),
+        ("@relation r\n@attribute a string\n@attribute b {0,1}\n@data\n", "only numeric"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n", "no @data"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\n{5 1}\n", "out of range"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\n{0 1\n", "not closed"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1\n@data\n", "not closed"),
+        ("@relation r\nhello\n@data\n", "unexpected header"),
+        ("@relation r\n@attribute a numeric\n@attribute b numeric\n@data\n1,2\n", "0 or 1"),
+        ("@relation r\n@attribute a numeric\n@attribute b {0,1}\n@data\n1,?\n", "missing"),
+    ],
+)
+def test_arff_malformed(tmp_path, text, match):
+    f = tmp_path / "bad.arff"
+    f.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_arff(f, 1)
