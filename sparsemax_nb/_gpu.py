@@ -105,8 +105,7 @@ class _Ctx:
                 ptr = cupy.cuda.get_current_stream().ptr
                 return cuda.external_stream(ptr) if ptr else cuda.default_stream()
             return cuda.default_stream()
-        if hasattr(stream, "ptr") and not hasattr(stream, "synchronize_async"):
-            # A CuPy stream.
+        if _is_cupy(stream):
             return cuda.external_stream(stream.ptr) if stream.ptr else cuda.default_stream()
         if isinstance(stream, int):
             return cuda.external_stream(stream) if stream else cuda.default_stream()
@@ -118,12 +117,14 @@ class _Ctx:
         if type(x).__name__ == "FakeCUDAArray" or hasattr(x, "copy_to_host"):
             a = x
         else:
-            a = cuda.as_cuda_array(x)
+            # No host-blocking sync on the producer's stream: the work is queued on
+            # ``self.stream`` (CuPy's current stream unless the caller chose another).
+            a = cuda.as_cuda_array(x, sync=False)
         if not a.is_c_contiguous():
             if self.cupy and _is_cupy(x):
                 import cupy
 
-                a = cuda.as_cuda_array(cupy.ascontiguousarray(x))
+                a = cuda.as_cuda_array(cupy.ascontiguousarray(x), sync=False)
             else:
                 # Numba device arrays have no device-side ascontiguousarray: one round trip.
                 a = cuda.to_device(np.ascontiguousarray(a.copy_to_host()), stream=self.stream)
@@ -135,7 +136,7 @@ class _Ctx:
             import cupy
 
             u = cupy.empty(shape, dtype)
-            return u, self.cuda.as_cuda_array(u)
+            return u, self.cuda.as_cuda_array(u, sync=False)
         a = self.cuda.device_array(shape, dtype, stream=self.stream)
         return a, a
 
@@ -227,7 +228,7 @@ def _check_out(ctx, out, shape, dtype, name="out"):
     if type(out).__name__ == "FakeCUDAArray" or hasattr(out, "copy_to_host"):
         v = out
     else:
-        v = ctx.cuda.as_cuda_array(out)
+        v = ctx.cuda.as_cuda_array(out, sync=False)
     if not v.is_c_contiguous():
         # Never copy an ``out``: the kernel's writes would not reach the caller.
         raise ValueError(f"{name} must be a C-contiguous GPU array")
