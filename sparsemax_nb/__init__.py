@@ -14,6 +14,7 @@ from ._api import (
     sparsemax_threshold,
 )
 from .attention import sparsemax_attention, sparsemax_attention_vjp  # noqa: F401
+from . import _overload  # noqa: F401,E402  (registers the @njit overloads; compiles nothing)
 
 __version__ = "0.1.0"
 

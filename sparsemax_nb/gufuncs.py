@@ -100,22 +100,22 @@ def _has_nan(z):
 
 
 @njit(**_JIT)
-def _threshold_row(z):
+def _threshold_row(z, method):
     if _has_nan(z):
         return np.nan, np.nan, 0
     buf = np.empty(z.shape[0], np.float64)
-    return _cpu._row_threshold(z, buf, _METHOD)
+    return _cpu._row_threshold(z, buf, method)
 
 
 @njit(**_JIT)
-def _forward(z, p):
-    m, tau, k = _threshold_row(z)
+def _forward(z, p, method):
+    m, tau, k = _threshold_row(z, method)
     _cpu._row_write(z, p, m, tau, k)
 
 
 @njit(**_JIT)
-def _threshold(z, tau_out, k_out):
-    m, tau, k = _threshold_row(z)
+def _threshold(z, tau_out, k_out, method):
+    m, tau, k = _threshold_row(z, method)
     tau_out[0] = m + tau
     k_out[0] = k
 
@@ -155,8 +155,8 @@ def _nan_row(loss, grad, want_grad):
 
 
 @njit(**_JIT)
-def _loss_dist(z, q, loss, grad, want_grad):
-    """As the CPU driver ``_loss_dist_rows`` (scale 1), plus the target check of the API."""
+def _loss_dist(z, q, loss, grad, want_grad, scale, method):
+    """As the CPU driver ``_loss_dist_rows``, plus the target check of the API."""
     K = z.shape[0]
     # A gufunc cannot raise: an invalid target row gives NaN (the API raises ValueError).
     qs = 0.0
@@ -171,7 +171,7 @@ def _loss_dist(z, q, loss, grad, want_grad):
     if bad or not abs(qs - 1.0) <= 1e-6 * K:
         _nan_row(loss, grad, want_grad)
         return
-    m, tau, k = _threshold_row(z)
+    m, tau, k = _threshold_row(z, method)
     if k == 0:
         _nan_row(loss, grad, want_grad)
         return
@@ -196,18 +196,18 @@ def _loss_dist(z, q, loss, grad, want_grad):
             off += qj * gap
             masked |= d == -np.inf
         if want_grad:
-            grad[j] = g
+            grad[j] = g * scale
     loss[0] = np.inf if masked else 0.5 * acc + off
 
 
 @njit(**_JIT)
-def _loss_label(z, label, loss, grad, want_grad):
-    """As the CPU driver ``_loss_labels_rows`` (scale 1, no ignore_index)."""
+def _loss_label(z, label, loss, grad, want_grad, scale, method):
+    """As the CPU driver ``_loss_labels_rows`` (no ignore_index)."""
     K = z.shape[0]
     if label < 0 or label >= K:
         _nan_row(loss, grad, want_grad)
         return
-    m, tau, k = _threshold_row(z)
+    m, tau, k = _threshold_row(z, method)
     if k == 0:
         _nan_row(loss, grad, want_grad)
         return
@@ -219,7 +219,7 @@ def _loss_label(z, label, loss, grad, want_grad):
         g = pj - 1.0 if j == label else pj
         acc += g * g
         if want_grad:
-            grad[j] = g
+            grad[j] = g * scale
     acc *= 0.5
     if not dy > tau:
         acc += tau - dy
@@ -228,11 +228,11 @@ def _loss_label(z, label, loss, grad, want_grad):
 
 # --------------------------------------------------------------------------- gufunc bodies
 def _g_sparsemax(z, p):
-    _forward(_float_row(z), p)
+    _forward(_float_row(z), p, _METHOD)
 
 
 def _g_threshold(z, tau, k):
-    _threshold(_float_row(z), tau, k)
+    _threshold(_float_row(z), tau, k, _METHOD)
 
 
 def _g_jvp(p, v, out):
@@ -240,19 +240,19 @@ def _g_jvp(p, v, out):
 
 
 def _g_loss(z, q, loss):
-    _loss_dist(_float_row(z), _float_row(q), loss, loss, False)
+    _loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD)
 
 
 def _g_loss_and_grad(z, q, loss, grad):
-    _loss_dist(_float_row(z), _float_row(q), loss, grad, True)
+    _loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD)
 
 
 def _g_loss_label(z, label, loss):
-    _loss_label(_float_row(z), label, loss, loss, False)
+    _loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD)
 
 
 def _g_loss_label_and_grad(z, label, loss, grad):
-    _loss_label(_float_row(z), label, loss, grad, True)
+    _loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
 
 
 _SPECS = {
