@@ -141,7 +141,10 @@ class _Ctx:
         return a, a
 
     def to_host(self, a):
-        return a.copy_to_host(stream=self.stream)
+        """A small device-to-host copy, complete on return (validation read-backs)."""
+        h = a.copy_to_host(stream=self.stream)
+        self.stream.synchronize()  # a copy on a stream may return before it lands
+        return h
 
     def full1(self, value, dtype):
         return self.cuda.to_device(np.array([value], dtype), stream=self.stream)
@@ -205,7 +208,7 @@ def _multiblock_state(ctx, zv, n, K, inner):
     _cuda.k_mb_gather[(B, n), tpb, st](zv, inner, part, cand, cnt, cap)
     _cuda.k_mb_solve[n, tpb, st](part, cand, cnt, cap, K, state)
     # One small read-back per call (not per pass): are there rows with too many candidates?
-    if (cnt.copy_to_host(stream=st) > cap).any():
+    if (ctx.to_host(cnt) > cap).any():
         for _ in range(_LONG["passes"]):
             _cuda.k_mb_pass[(B, n), tpb, st](zv, inner, state, part)
             _cuda.k_mb_update[n, tpb, st](state, part)
