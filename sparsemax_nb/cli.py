@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "bench": ("sparsemax_nb._bench", "every kernel timed against copyto, NumPy softmax/sparsemax and peers (SPEC 7)"),
     "multilabel": ("sparsemax_nb._multilabel_cli", "the paper's multi-label experiment: logistic, softmax and sparsemax linear models"),
     "figures": ("sparsemax_nb._figures", "PNG figures: sparsemax versus softmax, the losses, a sparse attention map"),
+    "apply": ("sparsemax_nb._apply", "sparsemax of the arrays in a .npy/.npz file or Zarr store, in bounded memory"),
 }
 
 
