@@ -560,7 +560,9 @@ def k_mb_solve(part, cand, cnt, cap, K, state):
             lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
                 cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it
             )
+    cuda.syncthreads()  # every thread has read cnt[r]
     if t == 0:
+        cnt[r] = 0  # ready for the next call that reuses this scratch
         state[r, S_M] = m
         state[r, S_LO] = lo
         state[r, S_HI] = hi

@@ -14,6 +14,7 @@ bisection safeguard, finished by the exact support formula) is the same for all 
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -172,7 +173,7 @@ def _launch_cfg(K, n):
 # Long rows: several blocks per row (see sparsemax_nb._cuda, "long rows") when a call has at
 # most ``max_rows`` rows of at least ``min_k`` entries; ``passes`` multi-block search passes
 # for rows whose candidate buffer (``cap = max(chunk, K // 16)`` entries) overflowed.
-_LONG = {"min_k": 1 << 16, "max_rows": 32, "passes": 6}
+_LONG = {"min_k": 1 << 16, "max_rows": 32, "passes": 24}
 
 
 def set_long_rows(min_k=None, max_rows=None, passes=None):
@@ -191,6 +192,49 @@ def _long_rows(n, K):
     return K >= _LONG["min_k"] and n <= _LONG["max_rows"]
 
 
+_scratch_cache = threading.local()
+
+
+def _stream_key(st):
+    try:
+        return int(st)
+    except TypeError:  # the simulator's streams
+        return id(st)
+
+
+def _scratch(ctx, n, B, cap):
+    """Scratch arrays of the long-row path, reused across calls on the same stream.
+
+    Numba allocates with ``cuMemAlloc`` (no pool): fresh scratch on every call would cost
+    more than the kernels for a 10^7 row. Calls on one stream run in order, so reusing
+    its scratch is safe; each thread keeps its own cache (at most 4 entries).
+    """
+    from . import _cuda
+
+    cache = getattr(_scratch_cache, "d", None)
+    if cache is None:
+        cache = _scratch_cache.d = {}
+    try:
+        dev_id = ctx.cuda.get_current_device().id
+    except Exception:  # pragma: no cover - the simulator
+        dev_id = 0
+    key = (dev_id, _stream_key(ctx.stream), n, B, cap)
+    hit = cache.pop(key, None)
+    if hit is None:
+        cuda = ctx.cuda
+        st = ctx.stream
+        hit = (
+            cuda.device_array((n, B, 3), np.float64, stream=st),
+            cuda.device_array((n, cap), np.float64, stream=st),
+            cuda.to_device(np.zeros(n, np.int64), stream=st),
+            cuda.device_array((n, _cuda.NSTATE), np.float64, stream=st),
+        )
+        while len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+    cache[key] = hit  # most recent last
+    return hit
+
+
 def _multiblock_state(ctx, zv, n, K, inner):
     """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
     from . import _cuda
@@ -201,14 +245,12 @@ def _multiblock_state(ctx, zv, n, K, inner):
     chunk = tpb * _cuda.ITEMS
     B = -(-K // chunk)
     cap = max(chunk, K // 16)
-    part = cuda.device_array((n, B, 3), np.float64, stream=st)
-    cand = cuda.device_array((n, cap), np.float64, stream=st)
-    cnt = cuda.to_device(np.zeros(n, np.int64), stream=st)
-    state = cuda.device_array((n, _cuda.NSTATE), np.float64, stream=st)
+    part, cand, cnt, state = _scratch(ctx, n, B, cap)
     _cuda.k_mb_gather[(B, n), tpb, st](zv, inner, part, cand, cnt, cap)
+    # k_mb_solve also resets cnt to 0 for the next call on this stream.
     _cuda.k_mb_solve[n, tpb, st](part, cand, cnt, cap, K, state)
     # One small read-back per call (not per pass): are there rows with too many candidates?
-    if (ctx.to_host(cnt) > cap).any():
+    if (ctx.to_host(state)[:, _cuda.S_FULL] != 0).any():
         for _ in range(_LONG["passes"]):
             _cuda.k_mb_pass[(B, n), tpb, st](zv, inner, state, part)
             _cuda.k_mb_update[n, tpb, st](state, part)
