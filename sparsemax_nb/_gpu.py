@@ -239,7 +239,6 @@ def _multiblock_state(ctx, zv, n, K, inner):
     """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
     from . import _cuda
 
-    cuda = ctx.cuda
     st = ctx.stream
     tpb = _TPB[0]
     chunk = tpb * _cuda.ITEMS
@@ -281,7 +280,7 @@ def _check_out(ctx, out, shape, dtype, name="out"):
 
 
 def _prep(ctx, z, axis, name="z"):
-    """Validate ``z`` and ``axis``: ``(view, shape, ax, compute dtype, outer, K, inner)``."""
+    """Validate the dtype of ``z`` and ``axis``: ``(shape, ax, compute dtype)``."""
     dt = D.compute_dtype(np.dtype(z.dtype), name)
     shape = tuple(z.shape)
     ax = D.axis_index(axis, len(shape))
