@@ -139,3 +139,34 @@ def test_cv_tunes_the_rule_and_models_learn():
         P = est.predict_proba(te.X)
         np.testing.assert_allclose(P.sum(1), 1, atol=1e-12)
         assert js_divergence(te.Q, P) < 0.2
+
+
+def test_multilabel_cli_on_arff(tmp_path, capsys):
+    import json
+
+    from sparsemax_nb import cli
+
+    rng = np.random.default_rng(0)
+    n, d, K = 160, 6, 3
+    W = rng.normal(size=(d, K)) * 2
+    X = rng.normal(size=(n, d))
+    Y = (X @ W > 0.5).astype(int)
+    Y[np.arange(n), np.argmax(X @ W, axis=1)] = 1
+    lines = ["@relation toy", *[f"@attribute x{j} numeric" for j in range(d)],
+             *[f"@attribute y{j} {{0,1}}" for j in range(K)], "@data"]
+    lines += [",".join([f"{v:.5f}" for v in X[i]] + [str(v) for v in Y[i]]) for i in range(n)]
+    f = tmp_path / "toy.arff"
+    f.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "res.json"
+    rc = cli.main(["multilabel", "--data", str(f), "--labels", str(K), "--alphas", "1e-2",
+                   "--cv", "2", "--json", str(out)])
+    assert rc == 0
+    text = capsys.readouterr()
+    assert "sparsemax" in text.out and "micro-F1" in text.out
+    res = json.loads(out.read_text())["results"]
+    assert set(res) == {"logistic", "softmax", "sparsemax"}
+    for r in res.values():
+        assert 0.5 < r["micro_f1"] <= 1 and 0 <= r["jsd"] < np.log(2)
+    # a malformed file is an error message, not a traceback
+    f.write_text("@relation r\n@attribute a numeric\n")
+    assert cli.main(["multilabel", "--data", str(f), "--labels", "1"]) == 2
