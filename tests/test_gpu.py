@@ -553,3 +553,16 @@ def test_kernels_compile_for_a_real_gpu():
         [sys.executable, "-c", PTX_CHECK], env=env, capture_output=True, text=True, timeout=600
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]
+
+
+def test_bench_code_path_runs_tiny():
+    from sparsemax_nb import _bench_gpu
+
+    res = _bench_gpu._measure(cuda, "simulator", rows=3, K=16, long_k=40, repeats=1)
+    names = [r["name"] for r in res]
+    assert names[:4] == [
+        "sparsemax", "sparsemax_threshold", "sparsemax_jvp", "sparsemax_loss_and_grad"
+    ]
+    assert all({"median_ms", "gbps", "copy_gbps", "ratio_to_copy"} <= set(r) for r in res)
+    with pytest.raises(_gpu.NoCudaDeviceError, match="simulator"):
+        _bench_gpu.bench_cuda(quick=True)
