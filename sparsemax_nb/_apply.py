@@ -229,11 +229,11 @@ def _apply_npy(args, tmp):
             step_b = max(budget // max(K, 1), 1)
             blocks = [(a, a + 1, b, min(b + step_b, B)) for a in range(A) for b in range(0, B, step_b)]
         progress = _Progress(size * dtype.itemsize, "sparsemax-nb apply", not args.no_progress)
+        tau = kk = fout = None
+        out_offset = 0
         if args.threshold_only:
             tau = np.empty((A, B), dt)
             kk = np.empty((A, B), np.int64)
-            fout = None
-            out_offset = 0
         else:
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=tuple(shape),
                                            fortran_order=fortran)
@@ -241,18 +241,8 @@ def _apply_npy(args, tmp):
             del mm
             fout = open(tmp, "r+b")
         try:
-            for a0, a1, b0, b1 in blocks:
-                zb = _read_block(fin, offset, dtype, A, K, B, a0, a1, b0, b1)
-                if args.dtype:
-                    zb = zb.astype(dt, copy=False)
-                if args.threshold_only:
-                    t, k = sm.sparsemax_threshold(zb, axis=1, method=args.method)
-                    tau[a0:a1, b0:b1] = t
-                    kk[a0:a1, b0:b1] = k
-                else:
-                    pb = sm.sparsemax(zb, axis=1, method=args.method)
-                    _write_block(fout, out_offset, pb, A, K, B, a0, a1, b0, b1)
-                progress.update(zb.size * dtype.itemsize)
+            _pipeline(args, fin, offset, dtype, dt, A, K, B, blocks, fout, out_offset,
+                      tau, kk, progress)
         finally:
             progress.close()
             if fout is not None:
@@ -265,6 +255,50 @@ def _apply_npy(args, tmp):
             tau, kk = tau.T, kk.T
         with open(tmp, "wb") as f:
             np.savez(f, tau=tau, support_size=kk)
+
+
+def _pipeline(args, fin, offset, dtype, dt, A, K, B, blocks, fout, out_offset, tau, kk,
+              progress):
+    """Read block i+1 and write block i-1 in two threads while block i is computed.
+
+    File reads and writes and the kernels all release the GIL, so disk and CPU overlap.
+    At most two input and two output blocks are alive at a time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sparsemax_nb as sm
+
+    def read(i):
+        a0, a1, b0, b1 = blocks[i]
+        return _read_block(fin, offset, dtype, A, K, B, a0, a1, b0, b1)
+
+    with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as writer:
+        nxt = reader.submit(read, 0) if blocks else None
+        pending = None
+        for i, (a0, a1, b0, b1) in enumerate(blocks):
+            zb = nxt.result()
+            if i + 1 < len(blocks):
+                nxt = reader.submit(read, i + 1)
+            if args.dtype:
+                zb = zb.astype(dt, copy=False)
+            # (a, K, 1) blocks (the last-axis case) go in as (a, K) rows: no copies.
+            rows = zb.reshape(zb.shape[0], K) if zb.shape[2] == 1 else zb
+            ax = -1 if rows.ndim == 2 else 1
+            if args.threshold_only:
+                t, k = sm.sparsemax_threshold(rows, axis=ax, method=args.method)
+                tau[a0:a1, b0:b1] = t.reshape(a1 - a0, b1 - b0)
+                kk[a0:a1, b0:b1] = k.reshape(a1 - a0, b1 - b0)
+            else:
+                pb = sm.sparsemax(rows, axis=ax, method=args.method).reshape(zb.shape)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(
+                    _write_block, fout, out_offset, pb, A, K, B, a0, a1, b0, b1
+                )
+            progress.update(zb.size * dtype.itemsize)
+            del zb, rows
+        if pending is not None:
+            pending.result()
 
 
 def _read_block(f, offset, dtype, A, K, B, a0, a1, b0, b1):
