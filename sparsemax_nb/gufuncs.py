@@ -26,10 +26,12 @@ the non-finite rules of SPEC section 4: a row holding NaN or ``+inf``, or only `
 gives NaN; ``-inf`` entries of other rows give exact zeros.
 
 Dtypes: loops exist for float32 and float64 (each computed in its own dtype, sums in
-float64), and for bool and the 8/16-bit integers computed in float64, listed first so
-NumPy's first-safe-cast loop search follows SPEC section 4 (bool and integers give
-float64, float16 gives float32). Two float inputs of different precision promote to float64
-(NumPy's rule; the public loss functions instead use ``z``'s dtype).
+float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` also have loops for
+bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
+loop search follows SPEC section 4 (bool and integers give float64, float16 gives
+float32). The loss gufuncs have the float loops only (so int8/int16 scores would be
+computed in float32 there: pass floats). Two float inputs of different precision promote
+to float64 (NumPy's rule; the public loss functions instead use ``z``'s dtype).
 
 What a gufunc cannot do: raise per-row errors. So, where the public API raises, these
 return NaN for the offending row instead: a target row that is negative or does not sum to
@@ -64,9 +66,13 @@ _INT_IN = ("b1", "i1", "u1", "i2", "u2")
 _FLOAT = ("f4", "f8")
 
 
-def _loops(make):
-    """Loop signatures: ``make(in_type, result_type)`` for each input type."""
-    return [make(t, "f8") for t in _INT_IN] + [make(t, t) for t in _FLOAT]
+def _loops(make, ints=True):
+    """Loop signatures: ``make(in_type, result_type)`` for each input type.
+
+    Every loop is one more compilation on first use, so the loss gufuncs (whose scores
+    are floats in practice) have float loops only.
+    """
+    return [make(t, "f8") for t in (_INT_IN if ints else ())] + [make(t, t) for t in _FLOAT]
 
 
 # --------------------------------------------------------------------------- row helpers
@@ -327,10 +333,11 @@ _built = {}
 
 def _build(name):
     fn, sig, make = _SPECS[name]
+    ints = not name.startswith("sparsemax_loss")
     fn.__name__ = name
     fn.__qualname__ = name
     fn.__doc__ = _DOCS[name]
-    return guvectorize(_loops(make), sig, nopython=True, cache=True)(fn)
+    return guvectorize(_loops(make, ints), sig, nopython=True, cache=True)(fn)
 
 
 def __getattr__(name):
