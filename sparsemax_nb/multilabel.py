@@ -365,11 +365,17 @@ class SparsemaxClassifier(_LinearMultilabel):
     >>> from sparsemax_nb.multilabel import SparsemaxClassifier
     >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]] * 10)
     >>> Y = np.array([[1, 0], [0, 1], [1, 1]] * 10)
-    >>> clf = SparsemaxClassifier(alpha=1e-4, scale=1.0).fit(X, Y)
+    >>> clf = SparsemaxClassifier(alpha=1e-4, scale=2.0).fit(X, Y)
     >>> clf.predict(X[:3])
     array([[1, 0],
            [0, 1],
            [1, 1]])
+    >>> np.count_nonzero(clf.predict_proba(X[:3]), axis=1)  # support of sparsemax(z), t = 1
+    array([2, 2, 2])
+
+    With L2 regularisation the fitted scores stop just short of the margin (a one-hot
+    target needs ``z_k - z_j >= 1``), so ``sparsemax(z)`` keeps small weights on wrong
+    labels; a scale ``t > 1`` (tuned by ``scale="cv"``) removes them from the label set.
     """
 
     _cv_param = "scale"
