@@ -28,6 +28,8 @@ labels that are 0/1) run lazily, when the result is computed, and name the globa
 position of a bad row (one bad row, not necessarily the first).
 """
 
+from typing import Any, Optional
+
 import numba
 import numpy as np
 
@@ -164,7 +166,7 @@ def _checked(x, fn, *args):
 
 
 # --------------------------------------------------------------------------- public functions
-def sparsemax(z, axis=-1, *, out=None, method="auto"):
+def sparsemax(z: Any, axis: int = -1, *, out: None = None, method: str = "auto") -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax` of a Dask array (one NumPy-API call per block)."""
     _no_out(out)
     z = _as_dask(z)
@@ -179,7 +181,9 @@ def sparsemax(z, axis=-1, *, out=None, method="auto"):
     )
 
 
-def sparsemax_threshold(z, axis=-1, *, method="auto"):
+def sparsemax_threshold(
+    z: Any, axis: int = -1, *, method: str = "auto"
+) -> tuple[da.Array, da.Array]:
     """Lazy :func:`sparsemax_nb.sparsemax_threshold`: ``(tau, support_size)`` Dask arrays."""
     z = _as_dask(z)
     dt = D.compute_dtype(z.dtype)
@@ -195,7 +199,7 @@ def sparsemax_threshold(z, axis=-1, *, method="auto"):
     )
 
 
-def sparsemax_jvp(p, v, axis=-1, *, out=None):
+def sparsemax_jvp(p: Any, v: Any, axis: int = -1, *, out: None = None) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_jvp`."""
     _no_out(out)
     p = _as_dask(p)
@@ -298,27 +302,48 @@ def _loss(z, target, axis, reduction, ignore_index, method, want_loss, want_grad
     return mean.astype(dt), grad
 
 
-def sparsemax_loss(z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto"):
+def sparsemax_loss(
+    z: Any,
+    target: Any,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: Optional[int] = None,
+    method: str = "auto",
+) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_loss`; ``"sum"``/``"mean"`` give a 0-d Dask array."""
     return _loss(z, target, axis, reduction, ignore_index, method, True, False)[0]
 
 
 def sparsemax_loss_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto"
-):
+    z: Any,
+    target: Any,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: Optional[int] = None,
+    out: None = None,
+    method: str = "auto",
+) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_loss_grad`."""
     _no_out(out)
     return _loss(z, target, axis, reduction, ignore_index, method, False, True)[1]
 
 
 def sparsemax_loss_and_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto"
-):
+    z: Any,
+    target: Any,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: Optional[int] = None,
+    method: str = "auto",
+) -> tuple[da.Array, da.Array]:
     """Lazy :func:`sparsemax_nb.sparsemax_loss_and_grad`: ``(loss, grad)``."""
     return _loss(z, target, axis, reduction, ignore_index, method, True, True)
 
 
-def labels_to_proportions(y, axis=-1):
+def labels_to_proportions(y: Any, axis: int = -1) -> da.Array:
     """Lazy :func:`sparsemax_nb.labels_to_proportions`."""
     y = _as_dask(y)
     dt = D.compute_dtype(y.dtype, "y")

@@ -16,6 +16,8 @@ messages (Numba cannot format them), and unsupported arguments fail at compile t
 a ``TypingError``.
 """
 
+from typing import Any
+
 import numpy as np
 from numba import njit, types
 from numba.core.errors import TypingError
@@ -25,7 +27,7 @@ from . import _api, _cpu
 from . import _dispatch as D
 from . import gufuncs as G
 
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------- typing helpers

@@ -42,6 +42,8 @@ The gufuncs are built (compiled, or loaded from Numba's on-disk cache) the first
 attribute is used, so ``import sparsemax_nb.gufuncs`` is cheap.
 """
 
+from typing import Any
+
 import numpy as np
 from numba import guvectorize, njit, types
 from numba.extending import overload
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 _METHOD = _cpu.SELECT
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
+_JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
 
 # Input types, in the order NumPy searches them (first loop every input casts to safely).
 _INT_IN = ("b1", "i1", "u1", "i2", "u2")
@@ -81,7 +83,7 @@ def _float_row(z):  # pragma: no cover - only its Numba overload runs
     raise NotImplementedError
 
 
-@overload(_float_row, jit_options=_JIT)
+@overload(_float_row, jit_options={"nogil": True, "error_model": "numpy"})
 def _ol_float_row(z):
     # Chosen at typing time: integer loops share the float64 row kernels instead of
     # compiling the threshold machinery once more per integer dtype.
@@ -328,7 +330,7 @@ Signature ``(n),()->()``, the index int64 (smaller integers cast safely). An ind
 Signature ``(n),()->(),(n)``; invalid rows as :data:`sparsemax_loss_label`.""",
 }
 
-_built = {}
+_built: dict[str, Any] = {}
 
 
 def _build(name):
@@ -340,7 +342,7 @@ def _build(name):
     return guvectorize(_loops(make, ints), sig, nopython=True, cache=True)(fn)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> np.ufunc:
     """Build each gufunc on first use (compile, or load from Numba's disk cache)."""
     if name in _SPECS:
         w = _built.get(name)
@@ -356,5 +358,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_SPECS))
