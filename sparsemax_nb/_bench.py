@@ -40,12 +40,12 @@ _CASES = {
         ("peers", (4096, 1000), "float32", 1, True),
     ],
     "quick": [
-        ("large batch", (1024, 1024), "float32", 1, False),
-        ("large batch", (128, 8192), "float64", 1, False),
-        ("huge row", (1, 10**6), "float64", 1, False),
-        ("tiny rows", (10**5, 8), "float32", 1, False),
+        ("large batch", (512, 1024), "float32", 1, False),
+        ("large batch", (64, 8192), "float64", 1, False),
+        ("huge row", (1, 5 * 10**5), "float64", 1, False),
+        ("tiny rows", (5 * 10**4, 8), "float32", 1, False),
         ("small call", (1, 10), "float64", 200, False),
-        ("peers", (512, 1000), "float32", 1, True),
+        ("peers", (256, 1000), "float32", 1, True),
     ],
     "tiny": [
         ("large batch", (64, 256), "float32", 1, False),
@@ -56,7 +56,7 @@ _CASES = {
     ],
 }
 # growth: log2 of the smallest and largest K, and log2 of the elements per timing
-_GROWTH = {"full": (10, 22, 22), "quick": (10, 16, 18), "tiny": (6, 9, 12)}
+_GROWTH = {"full": (10, 22, 22), "quick": (10, 15, 17), "tiny": (6, 9, 12)}
 _SCALES = {"full": (0.1, 1.0, 3.0), "quick": (0.1, 1.0, 3.0), "tiny": (1.0,)}
 _REPEAT = {"full": 5, "quick": 3, "tiny": 2}
 _SECTIONS = ("cases", "growth", "compile")
@@ -173,6 +173,10 @@ class _RichProgress:
 
 
 def _progress(total, enabled):
+    """rich's bar on a terminal when rich is installed; else plain lines on stderr (a rich
+    bar in a log file would show nothing at all)."""
+    if not sys.stderr.isatty():
+        return _SimpleProgress(total, enabled)
     try:
         import rich  # noqa: F401
     except ImportError:
@@ -523,7 +527,9 @@ def _print_meta(meta):
         f"  Python {meta['python']}, NumPy {meta['numpy']}, Numba {meta['numba']}, "
         f"sparsemax_nb {meta['sparsemax_nb']}"
     )
-    if meta["peers"]:
+    if "cases" not in meta["sections"]:
+        print("  peers: not measured (no cases section in this run)")
+    elif meta["peers"]:
         print("  peers: " + ", ".join(f"{k} {v}" for k, v in meta["peers"].items()))
     else:
         print("  peers: none installed (pip install 'sparsemax_nb[peers]')")
@@ -685,6 +691,7 @@ def main(args):
 
     peers = _peers(numba.get_num_threads()) if "cases" in sections else {}
     meta = _meta(preset, repeat, peers)
+    meta["sections"] = sections
     _print_meta(meta)
     sys.stdout.flush()
 
