@@ -43,15 +43,12 @@ def _bits_to_float(typingctx, x):
     return ret(x), codegen
 
 
-def _row_max(z):
-    """Row maximum as float64, or NaN when the row cannot be projected.
-
-    NaN, ``+inf`` and an all ``-inf`` row give NaN (SPEC section 4).
-    """
+def _max_bad(z):
+    """``(max as float64, bad)``: ``bad`` if the entries hold a NaN or ``+inf``."""
 
 
-@overload(_row_max, jit_options=_JIT)
-def _row_max_impl(z):
+@overload(_max_bad, jit_options=_JIT)
+def _max_bad_impl(z):
     if isinstance(z, types.Array) and z.layout == "C" and z.dtype in (types.float32, types.float64):
         bits, top = (np.int32, 31) if z.dtype == types.float32 else (np.int64, 63)
         imin, imax = int(np.iinfo(bits).min), int(np.iinfo(bits).max)
@@ -62,8 +59,7 @@ def _row_max_impl(z):
             # A float max reduction only vectorises under fast-math ``nnan``; the same max
             # over integers does without it. Flipping the magnitude bits of negative
             # numbers maps IEEE order onto signed-integer order: -NaN < -inf < ... < +inf
-            # < +NaN, so the row is bad iff hi >= image(+inf) or lo < image(-inf), or if
-            # every entry is -inf.
+            # < +NaN, so the entries are bad iff hi >= image(+inf) or lo < image(-inf).
             b = z.view(bits)
             hi = bits(imin)
             lo = bits(imax)
@@ -72,9 +68,9 @@ def _row_max_impl(z):
                 y = x ^ ((x >> bits(top)) & bits(imax))
                 hi = max(hi, y)
                 lo = min(lo, y)
-            if hi >= inf_image or lo < ninf_image or hi == ninf_image:
-                return np.nan
-            return np.float64(_bits_to_float(bits(hi ^ ((hi >> bits(top)) & bits(imax)))))
+            if hi >= inf_image or lo < ninf_image:
+                return np.nan, True
+            return np.float64(_bits_to_float(bits(hi ^ ((hi >> bits(top)) & bits(imax))))), False
 
         return impl
 
@@ -86,11 +82,23 @@ def _row_max_impl(z):
             nan |= x != x
             if x > m:
                 m = x
-        if nan or m == np.inf or m == -np.inf:
-            return np.nan
-        return m
+        if nan or m == np.inf:
+            return np.nan, True
+        return m, False
 
     return generic
+
+
+@njit(**_JIT)
+def _row_max(z):
+    """Row maximum as float64, or NaN when the row cannot be projected.
+
+    NaN, ``+inf`` and an all ``-inf`` row give NaN (SPEC section 4).
+    """
+    m, bad = _max_bad(z)
+    if bad or m == -np.inf:
+        return np.nan
+    return m
 
 
 def _float_image(bits, value):
@@ -445,6 +453,79 @@ def _make_drivers(loop):
                 m, tau, k = _row_threshold(z[r], buf, method)
                 _row_write(z[r], p[r], m, tau, k)
 
+    def _big_rows(z, p, tau_out, k_out, method, want_p, nblk):
+        """Threshold (and, with ``want_p``, sparsemax) of a few long rows, each split into
+        ``nblk`` blocks: the passes of _tau_newton, block by block (in parallel in the
+        parallel build) and summed, then the entries above the last ``t`` are gathered.
+        Scratch: one buffer of K floats per call; no per-row allocation."""
+        n, K = z.shape
+        buf = np.empty(K, np.float64)
+        bm = np.empty(nblk, np.float64)
+        bs = np.empty(nblk, np.float64)
+        bk = np.empty(nblk, np.int64)
+        for r in range(n):
+            row = z[r]
+            if method == SORT:
+                m, tau, k = _row_threshold(row, buf, method)
+            else:
+                for b in loop(nblk):
+                    mb, bad = _max_bad(row[b * K // nblk : (b + 1) * K // nblk])
+                    bm[b] = np.inf if bad else mb
+                m = bm.max()
+                k = 0
+                tau = np.nan
+                if m == np.inf or m == -np.inf:
+                    m = np.nan
+                else:
+                    mw = _cast_like(m, row)
+                    t = _cast_like(-1.0, row)
+                    for b in loop(nblk):
+                        bs[b], bk[b] = _sum_above(row[b * K // nblk : (b + 1) * K // nblk], mw, t)
+                    s = bs.sum()
+                    kc = bk.sum()
+                    for _ in range(NEWTON_PASSES):
+                        if 8 * kc <= K:
+                            break
+                        t = _cast_like((s - 1.0) / kc, row)
+                        for b in loop(nblk):
+                            seg = row[b * K // nblk : (b + 1) * K // nblk]
+                            bs[b], bk[b] = _sum_above(seg, mw, t)
+                        s2 = bs.sum()
+                        k2 = bk.sum()
+                        if k2 == kc:
+                            if row.itemsize == 4:
+                                for b in loop(nblk):
+                                    seg = row[b * K // nblk : (b + 1) * K // nblk]
+                                    bs[b] = _sum_above_f64(seg, mw, t)
+                                s2 = bs.sum()
+                            tau = (s2 - 1.0) / kc
+                            k = kc
+                            break
+                        if k2 > kc:
+                            break
+                        s = s2
+                        kc = k2
+                    if k == 0:
+                        # Each block copies its candidates to its own stretch of buf,
+                        # then the stretches are closed up and finished exactly.
+                        for b in loop(nblk):
+                            lo = b * K // nblk
+                            bk[b] = _gather_sparse(row[lo : (b + 1) * K // nblk], mw, t, buf[lo:])
+                        c = 0
+                        for b in range(nblk):
+                            lo = b * K // nblk
+                            for i in range(bk[b]):
+                                buf[c + i] = buf[lo + i]
+                            c += bk[b]
+                        tau, k = _tau_select(buf, c)
+            tau_out[r] = m + tau
+            k_out[r] = k
+            if want_p:
+                for b in loop(nblk):
+                    lo = b * K // nblk
+                    hi = (b + 1) * K // nblk
+                    _row_write(row[lo:hi], p[r, lo:hi], m, tau, k)
+
     def _threshold_rows(z, tau_out, k_out, method, nchunk):
         n, K = z.shape
         for c in loop(nchunk):
@@ -543,6 +624,7 @@ def _make_drivers(loop):
                 loss[r] = 0.5 * acc + off
 
     return {
+        "big": _big_rows,
         "forward": _forward_rows,
         "threshold": _threshold_rows,
         "jvp": _jvp_rows,

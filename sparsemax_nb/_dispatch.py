@@ -60,14 +60,34 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+# Rows at least this long, fewer than the threads, are split between threads themselves
+# (forward and threshold): one row of 10^7 then uses every core.
+BIG_ROW = 1 << 16
+
+
+def _big_forward_args(z, p, method):
+    n = z.shape[0]
+    return z, p, np.empty(n, np.float64), np.empty(n, np.int64), method, True
+
+
+def _big_threshold_args(z, tau, k, method):
+    return z, np.empty((0, 0), z.dtype), tau, k, method, False
+
+
+_BIG_ARGS = {"forward": _big_forward_args, "threshold": _big_threshold_args}
+
+
 def run(name, rows, size, *args):
     """Run driver ``name`` on ``rows`` rows of ``size`` elements in all."""
     global _parallel_used
-    if rows > 1 and size >= SERIAL_BELOW and not _serial_only:
+    if size >= SERIAL_BELOW and not _serial_only:
         threads = numba.get_num_threads()
-        if threads > 1 and _lock.acquire(blocking=False):
+        big = rows < threads and size // max(rows, 1) >= BIG_ROW and name in _BIG_ARGS
+        if threads > 1 and (rows > 1 or big) and _lock.acquire(blocking=False):
             try:
                 _parallel_used = True
+                if big:
+                    return _cpu.get("big", True)(*_BIG_ARGS[name](*args), 4 * threads)
                 return _cpu.get(name, True)(*args, min(rows, 4 * threads))
             finally:
                 _lock.release()

@@ -192,3 +192,32 @@ def test_parallel_and_serial_builds_agree():
     p = sm.sparsemax(z)
     for i in range(0, 3000, 499):
         np.testing.assert_array_equal(p[i], sm.sparsemax(z[i]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_long_single_rows_split_between_threads(dtype):
+    """A row longer than BIG_ROW, alone, is split between threads; same result as serial."""
+    from sparsemax_nb import _cpu
+
+    K = 1 << 17
+    rng = np.random.default_rng(9)
+    i = np.arange(K)
+    rows = {
+        "normal": rng.standard_normal(K),
+        "dense": rng.standard_normal(K) * 1e-3,
+        "sorted": i / K,
+        "masked": np.where(i % 3 == 0, -np.inf, rng.standard_normal(K)),
+        "nan": np.where(i == K - 1, np.nan, 0.0),
+        "all_minus_inf": np.full(K, -np.inf),
+        "ties": np.round(rng.standard_normal(K)),
+    }
+    for name, row in rows.items():
+        z = row.astype(dtype)[None, :]
+        p = sm.sparsemax(z)
+        q = np.empty_like(z)
+        _cpu.get("forward", False)(np.ascontiguousarray(z), q, _cpu.SELECT, 1)
+        np.testing.assert_allclose(p, q, atol=tol(dtype), err_msg=name)
+        tau, k = sm.sparsemax_threshold(z)
+        rt, rk = naive.threshold(z)
+        np.testing.assert_allclose(tau, rt, atol=tol(dtype), err_msg=name)
+        assert abs(int(k[0]) - int(rk[0])) <= (0 if name != "dense" else 2), name
