@@ -26,4 +26,6 @@ __all__ = [
     "sparsemax_loss_grad",
     "sparsemax_loss_and_grad",
     "labels_to_proportions",
+    "sparsemax_attention",
+    "sparsemax_attention_vjp",
 ]

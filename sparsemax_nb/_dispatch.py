@@ -38,7 +38,7 @@ METHODS = {"auto": -1, "sort": _cpu.SORT, "select": _cpu.SELECT}
 REDUCTIONS = ("none", "sum", "mean")
 
 # Below this many elements a call runs serially (see README, "Choosing serial or parallel").
-SERIAL_BELOW = 1 << 15
+SERIAL_BELOW = 1 << 18
 
 _lock = threading.Lock()
 _parallel_used = False
