@@ -450,6 +450,11 @@ def main(args):
             raise _UserError("--block-mb must be positive")
         if args.scheduler and kind != "zarr":
             raise _UserError("--scheduler applies to Zarr stores only")
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):
+            raise _UserError(f"{args.output}: directory {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise _UserError(f"{args.output}: directory {parent} is not writable")
         tmp = _temp_beside(args.output, directory=(kind == "zarr"))
         {"npy": _apply_npy, "npz": _apply_npz, "zarr": _apply_zarr}[kind](args, tmp)
         _commit(tmp, args.output)

@@ -129,6 +129,7 @@ def test_bad_inputs_one_line_exit_2(tmp_path, capsys):
     snpz = tmp_path / "s.npz"
     np.savez(snpz, ok=np.ones(3), bad=np.array(["x"]))
     assert "'bad'" in _one_line_error(capsys, snpz, tmp_path / "o.npz")
+    assert "does not exist" in _one_line_error(capsys, t, tmp_path / "no" / "dir.npy")
     assert not dst.exists() and not (tmp_path / "o.npz").exists()
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
 
