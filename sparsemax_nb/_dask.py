@@ -59,6 +59,14 @@ def _no_out(out):
         )
 
 
+def _no_stream(stream):
+    if stream is not None:
+        raise TypeError(
+            "stream= applies to GPU arrays only; the blocks of a CuPy-backed Dask array run "
+            "on CuPy's current stream"
+        )
+
+
 def _max_row_bytes():
     v = dask.config.get(MAX_ROW_BYTES_KEY, DEFAULT_MAX_ROW_BYTES)
     return parse_bytes(v) if isinstance(v, str) else int(v)
@@ -166,8 +174,11 @@ def _checked(x, fn, *args):
 
 
 # --------------------------------------------------------------------------- public functions
-def sparsemax(z: Any, axis: int = -1, *, out: None = None, method: str = "auto") -> da.Array:
+def sparsemax(
+    z: Any, axis: int = -1, *, out: None = None, method: str = "auto", stream: None = None
+) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax` of a Dask array (one NumPy-API call per block)."""
+    _no_stream(stream)
     _no_out(out)
     z = _as_dask(z)
     dt = D.compute_dtype(z.dtype)
@@ -182,9 +193,10 @@ def sparsemax(z: Any, axis: int = -1, *, out: None = None, method: str = "auto")
 
 
 def sparsemax_threshold(
-    z: Any, axis: int = -1, *, method: str = "auto"
+    z: Any, axis: int = -1, *, method: str = "auto", stream: None = None
 ) -> tuple[da.Array, da.Array]:
     """Lazy :func:`sparsemax_nb.sparsemax_threshold`: ``(tau, support_size)`` Dask arrays."""
+    _no_stream(stream)
     z = _as_dask(z)
     dt = D.compute_dtype(z.dtype)
     D.method_code(method)
@@ -199,8 +211,11 @@ def sparsemax_threshold(
     )
 
 
-def sparsemax_jvp(p: Any, v: Any, axis: int = -1, *, out: None = None) -> da.Array:
+def sparsemax_jvp(
+    p: Any, v: Any, axis: int = -1, *, out: None = None, stream: None = None
+) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_jvp`."""
+    _no_stream(stream)
     _no_out(out)
     p = _as_dask(p)
     v = _as_dask(v)
@@ -310,8 +325,10 @@ def sparsemax_loss(
     reduction: str = "none",
     ignore_index: Optional[int] = None,
     method: str = "auto",
+    stream: None = None,
 ) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_loss`; ``"sum"``/``"mean"`` give a 0-d Dask array."""
+    _no_stream(stream)
     return _loss(z, target, axis, reduction, ignore_index, method, True, False)[0]
 
 
@@ -324,8 +341,10 @@ def sparsemax_loss_grad(
     ignore_index: Optional[int] = None,
     out: None = None,
     method: str = "auto",
+    stream: None = None,
 ) -> da.Array:
     """Lazy :func:`sparsemax_nb.sparsemax_loss_grad`."""
+    _no_stream(stream)
     _no_out(out)
     return _loss(z, target, axis, reduction, ignore_index, method, False, True)[1]
 
@@ -338,13 +357,16 @@ def sparsemax_loss_and_grad(
     reduction: str = "none",
     ignore_index: Optional[int] = None,
     method: str = "auto",
+    stream: None = None,
 ) -> tuple[da.Array, da.Array]:
     """Lazy :func:`sparsemax_nb.sparsemax_loss_and_grad`: ``(loss, grad)``."""
+    _no_stream(stream)
     return _loss(z, target, axis, reduction, ignore_index, method, True, True)
 
 
-def labels_to_proportions(y: Any, axis: int = -1) -> da.Array:
+def labels_to_proportions(y: Any, axis: int = -1, *, stream: None = None) -> da.Array:
     """Lazy :func:`sparsemax_nb.labels_to_proportions`."""
+    _no_stream(stream)
     y = _as_dask(y)
     dt = D.compute_dtype(y.dtype, "y")
     ax = D.axis_index(axis, y.ndim)

@@ -59,6 +59,8 @@ def test_eager_argument_errors():
         sm.sparsemax(dz, axis=2)
     with pytest.raises(TypeError, match="complex"):
         sm.sparsemax(da.zeros(3, dtype=complex))
+    with pytest.raises(TypeError, match="stream="):
+        sm.sparsemax(dz, stream=object())
     with pytest.raises(TypeError, match="out="):
         sm.sparsemax(dz, out=np.empty((4, 5)))
     with pytest.raises(ValueError, match="reduction"):
