@@ -78,20 +78,37 @@ _BIG_ARGS = {"forward": _big_forward_args, "threshold": _big_threshold_args}
 
 
 def run(name, rows, size, *args):
-    """Run driver ``name`` on ``rows`` rows of ``size`` elements in all."""
-    global _parallel_used
-    if size >= SERIAL_BELOW and not _serial_only:
+    """Run CPU driver ``name`` on ``rows`` rows of ``size`` elements in all."""
+    if name in _BIG_ARGS and size >= SERIAL_BELOW and size // max(rows, 1) >= BIG_ROW:
         threads = numba.get_num_threads()
-        big = rows < threads and size // max(rows, 1) >= BIG_ROW and name in _BIG_ARGS
-        if threads > 1 and (rows > 1 or big) and _lock.acquire(blocking=False):
-            try:
-                _parallel_used = True
-                if big:
-                    return _cpu.get("big", True)(*_BIG_ARGS[name](*args), 4 * threads)
-                return _cpu.get(name, True)(*args, min(rows, 4 * threads))
-            finally:
-                _lock.release()
-    return _cpu.get(name, False)(*args, 1)
+        if rows < threads:
+            done, _ = _parallel_call(lambda: _cpu.get("big", True)(*_BIG_ARGS[name](*args), 4 * threads))
+            if done:
+                return None
+    return run_builds(_cpu.get, name, rows, size, *args)
+
+
+def run_builds(get, name, rows, size, *args):
+    """The thread policy above for any pair of builds: ``get(name, parallel)`` returns a
+    compiled function taking ``*args`` and a chunk count."""
+    if rows > 1 and size >= SERIAL_BELOW:
+        threads = numba.get_num_threads()
+        done, result = _parallel_call(lambda: get(name, True)(*args, min(rows, 4 * threads)))
+        if done:
+            return result
+    return get(name, False)(*args, 1)
+
+
+def _parallel_call(fn):
+    """``(True, fn())`` when this thread may run a parallel build now, else ``(False, None)``."""
+    global _parallel_used
+    if _serial_only or numba.get_num_threads() < 2 or not _lock.acquire(blocking=False):
+        return False, None
+    try:
+        _parallel_used = True
+        return True, fn()
+    finally:
+        _lock.release()
 
 
 def foreign(*xs):

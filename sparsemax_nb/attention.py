@@ -125,16 +125,8 @@ def _get(name, parallel):
 
 
 def _run(name, units, size, *args):
-    """Parallel build under the library's lock (SPEC 6), else the serial build."""
-    if units > 1 and size >= D.SERIAL_BELOW and not D._serial_only:
-        threads = numba.get_num_threads()
-        if threads > 1 and D._lock.acquire(blocking=False):
-            try:
-                D._parallel_used = True
-                return _get(name, True)(*args, min(units, 4 * threads))
-            finally:
-                D._lock.release()
-    return _get(name, False)(*args, 1)
+    """Parallel build under the library's thread policy (SPEC 6), else the serial build."""
+    return D.run_builds(_get, name, units, size, *args)
 
 
 # --------------------------------------------------------------------------- validation
