@@ -436,6 +436,86 @@ def _row_write(z, p, m, tau, k):
         p[i] = max((z[i] - mw) - tw, zero)
 
 
+@njit(fastmath={"reassoc", "contract"}, **_JIT)
+def _support_sum(p, v):
+    """``(sum of v over p > 0 in float64, that count, whether p holds a NaN)``."""
+    s = 0.0
+    c = 0.0
+    nan = False
+    for j in range(p.shape[0]):
+        on = p[j] > 0
+        s += np.float64(v[j]) if on else 0.0
+        c += 1.0 if on else 0.0
+        nan |= p[j] != p[j]
+    return s, int(c), nan
+
+
+@njit(**_JIT)
+def _row_jvp(p, v, out):
+    """``J(p) v = s * (v - mean_S v)`` for one row; NaN if ``p`` has a NaN or no support."""
+    s, k, nan = _support_sum(p, v)
+    if nan or k == 0:
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    mean = _cast_like(s / k, out)
+    zero = mean - mean
+    for j in range(p.shape[0]):
+        out[j] = v[j] - mean if p[j] > 0 else zero
+
+
+def _loss_kernels(with_grad):
+    """Row loss kernels: ``1/2 ||p - e_label||^2`` (the label's off-support term is added by
+    the caller), and the full loss for a target distribution; with_grad also writes
+    ``scale * (p - q)``. ``reassoc`` lets the float64 sums use several lanes."""
+
+    def labels(z, label, m, tau, scale, grad):
+        acc = 0.0
+        for j in range(z.shape[0]):
+            pj = max((np.float64(z[j]) - m) - tau, 0.0)
+            g = pj - 1.0 if j == label else pj
+            acc += g * g
+            if with_grad:
+                grad[j] = g * scale
+        return 0.5 * acc
+
+    def dist(z, q, m, tau, scale, grad):
+        acc = 0.0
+        off = 0.0
+        for j in range(z.shape[0]):
+            d = np.float64(z[j]) - m
+            pj = max(d - tau, 0.0)
+            qj = np.float64(q[j])
+            g = pj - qj
+            acc += g * g
+            # q_j = 0 terms are skipped by the select: no 0 * inf for a masked entry.
+            off += qj * (tau - d) if (qj != 0.0 and not d > tau) else 0.0
+            if with_grad:
+                grad[j] = g * scale
+        return 0.5 * acc + off
+
+    return labels, dist
+
+
+_fm = dict(fastmath={"reassoc", "contract"}, **_JIT)
+_lg, _dg = _loss_kernels(True)
+_l, _d = _loss_kernels(False)
+_row_loss_grad = njit(**_fm)(_lg)
+_row_loss_dist_grad = njit(**_fm)(_dg)
+_row_loss_impl = njit(**_fm)(_l)
+_row_loss_dist_impl = njit(**_fm)(_d)
+
+
+@njit(**_JIT)
+def _row_loss(z, label, m, tau):
+    return _row_loss_impl(z, label, m, tau, 1.0, z)
+
+
+@njit(**_JIT)
+def _row_loss_dist(z, q, m, tau):
+    return _row_loss_dist_impl(z, q, m, tau, 1.0, z)
+
+
 # --------------------------------------------------------------------------- drivers
 # The drivers are built twice from one source: with ``loop = prange`` for the parallel
 # build and ``loop = range`` for the serial one. ``loop`` is a closure variable, so Numba
@@ -539,23 +619,7 @@ def _make_drivers(loop):
         n, K = p.shape
         for c in loop(nchunk):
             for r in range(c * n // nchunk, (c + 1) * n // nchunk):
-                s = 0.0
-                k = 0
-                nan = False
-                for j in range(K):
-                    pj = p[r, j]
-                    if pj > 0:
-                        s += np.float64(v[r, j])
-                        k += 1
-                    nan |= pj != pj
-                if nan or k == 0:
-                    # No support (not a sparsemax output) or a NaN row: J is undefined.
-                    for j in range(K):
-                        out[r, j] = np.nan
-                    continue
-                mean = s / k
-                for j in range(K):
-                    out[r, j] = np.float64(v[r, j]) - mean if p[r, j] > 0 else 0.0
+                _row_jvp(p[r], v[r], out[r])
 
     def _loss_labels_rows(z, y, ignore, scale, loss, grad, want_grad, method, nchunk):
         """Loss (and gradient) for class-index targets, one pass after tau.
@@ -584,14 +648,10 @@ def _make_drivers(loop):
                     continue
                 # Read before the loop: grad may be z itself (in place).
                 dy = np.float64(z[r, label]) - m
-                acc = 0.0
-                for j in range(K):
-                    pj = max((np.float64(z[r, j]) - m) - tau, 0.0)
-                    g = pj - 1.0 if j == label else pj
-                    acc += g * g
-                    if want_grad:
-                        grad[r, j] = g * scale
-                acc *= 0.5
+                if want_grad:
+                    acc = _row_loss_grad(z[r], label, m, tau, scale, grad[r])
+                else:
+                    acc = _row_loss(z[r], label, m, tau)
                 if not dy > tau:
                     acc += tau - dy
                 loss[r] = acc
@@ -609,19 +669,10 @@ def _make_drivers(loop):
                         for j in range(K):
                             grad[r, j] = np.nan
                     continue
-                acc = 0.0
-                off = 0.0
-                for j in range(K):
-                    d = np.float64(z[r, j]) - m
-                    pj = max(d - tau, 0.0)
-                    qj = np.float64(q[r, j])
-                    g = pj - qj
-                    acc += g * g
-                    if qj != 0.0 and not d > tau:
-                        off += qj * (tau - d)
-                    if want_grad:
-                        grad[r, j] = g * scale
-                loss[r] = 0.5 * acc + off
+                if want_grad:
+                    loss[r] = _row_loss_dist_grad(z[r], q[r], m, tau, scale, grad[r])
+                else:
+                    loss[r] = _row_loss_dist(z[r], q[r], m, tau)
 
     return {
         "big": _big_rows,
