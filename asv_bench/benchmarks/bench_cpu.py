@@ -121,18 +121,29 @@ _LOSS_FUNCTIONS = {
 
 
 class SparsemaxLossLabels:
-    """The three loss functions with integer class labels, per method."""
+    """The three loss functions with integer class labels.
 
-    params = [list(_LOSS_FUNCTIONS), METHODS, DTYPES, FAMILY_NAMES]
-    param_names = ["function", "method", "dtype", "family"]
+    ``variant`` is ``function:method``: every method for ``sparsemax_loss_and_grad`` (the
+    one-pass kernel that the other two share), ``auto`` for the other two, to keep the number
+    of asv processes down.
+    """
 
-    def setup(self, function, method, dtype, family):
+    params = [
+        ["loss:auto", "loss_grad:auto", "loss_and_grad:sort", "loss_and_grad:select",
+         "loss_and_grad:auto"],
+        DTYPES,
+        FAMILY_NAMES,
+    ]
+    param_names = ["variant", "dtype", "family"]
+
+    def setup(self, variant, dtype, family):
         self.z, self.labels, _ = _inputs(family, dtype)
+        function, self.method = variant.split(":")
         self.fn = _LOSS_FUNCTIONS[function]
-        self.fn(self.z, self.labels, method=method)
+        self.fn(self.z, self.labels, method=self.method)
 
-    def time_labels(self, function, method, dtype, family):
-        self.fn(self.z, self.labels, method=method)
+    def time_labels(self, variant, dtype, family):
+        self.fn(self.z, self.labels, method=self.method)
 
 
 class SparsemaxLossDistribution:
