@@ -71,6 +71,13 @@ _REF_LABEL = {
 
 
 def add_arguments(parser):
+    """Add the options of ``sparsemax-nb bench`` to ``parser``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument(
         "--quick", action="store_true",
         help="smaller sizes and fewer rounds (well under a minute)",
@@ -672,6 +679,19 @@ def _compile_rounds(preset, repeat):
 
 
 def main(args):
+    """Run ``sparsemax-nb bench``: time, print the tables, optionally write JSON.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options (see ``add_arguments``).
+
+    Returns
+    -------
+    int
+        0 on success; 2 for a bad option, or for ``--device cuda`` without a usable GPU or
+        without the GPU benchmark module (one line on stderr says which).
+    """
     if args.device == "cuda":
         return _main_cuda(args)
 
