@@ -120,8 +120,11 @@ def _forward_rows(z, p, code):
     n, K = z.shape
     buf = np.empty(K, np.float64)
     for r in range(n):
-        m, tau, k = _cpu._row_threshold(z[r], buf, code)
-        _cpu._row_write(z[r], p[r], m, tau, k)
+        # C-contiguous rows, as the public API passes them (the kernels' sums use
+        # reassociation, so the compiled lane order depends on the layout).
+        zr = np.ascontiguousarray(z[r])
+        m, tau, k = _cpu._row_threshold(zr, buf, code)
+        _cpu._row_write(zr, p[r], m, tau, k)
 
 
 @njit(**_JIT)
@@ -129,7 +132,7 @@ def _threshold_rows(z, tau_out, k_out, code):
     n, K = z.shape
     buf = np.empty(K, np.float64)
     for r in range(n):
-        m, tau, k = _cpu._row_threshold(z[r], buf, code)
+        m, tau, k = _cpu._row_threshold(np.ascontiguousarray(z[r]), buf, code)
         tau_out[r] = m + tau
         k_out[r] = k
 
@@ -137,7 +140,7 @@ def _threshold_rows(z, tau_out, k_out, code):
 @njit(**_JIT)
 def _jvp_rows(p, v, out):
     for r in range(p.shape[0]):
-        G._jvp(p[r], v[r], out[r])
+        G._jvp(np.ascontiguousarray(p[r]), np.ascontiguousarray(v[r]), out[r])
 
 
 # --------------------------------------------------------------------------- sparsemax
@@ -183,8 +186,9 @@ def _impl_1d(code, check_axis, get_out):
         check_axis(axis, 1)
         p = get_out(z, out)
         buf = np.empty(z.shape[0], np.float64)
-        m, tau, k = _cpu._row_threshold(z, buf, code)
-        _cpu._row_write(z, p, m, tau, k)
+        zc = np.ascontiguousarray(z)
+        m, tau, k = _cpu._row_threshold(zc, buf, code)
+        _cpu._row_write(zc, p, m, tau, k)
         return p
 
     return impl
@@ -204,7 +208,7 @@ def _ol_sparsemax_threshold(z, axis=-1, method="auto"):
         def impl(z, axis=-1, method="auto"):
             check_axis(axis, 1)
             buf = np.empty(z.shape[0], np.float64)
-            m, tau, k = _cpu._row_threshold(z, buf, code)
+            m, tau, k = _cpu._row_threshold(np.ascontiguousarray(z), buf, code)
             return cast(m + tau), np.int64(k)
 
         return impl
@@ -252,7 +256,7 @@ def _ol_sparsemax_jvp(p, v, axis=-1, out=None):
         if o.shape != v.shape:
             raise ValueError("sparsemax_nb.sparsemax_jvp: out has the wrong shape")
         if ndim == 1:
-            G._jvp(p, v, o)
+            G._jvp(np.ascontiguousarray(p), np.ascontiguousarray(v), o)
         else:
             _jvp_rows(p, v, o)
         return o
@@ -324,7 +328,7 @@ def _ol_sparsemax_loss_and_grad(
                 loss1[0] = 0.0
                 g_r[:] = 0.0
                 return
-            G._loss_label(z_r, y, loss1, g_r, True, scale, code)
+            G._loss_label(np.ascontiguousarray(z_r), y, loss1, g_r, True, scale, code)
 
         def check_row(z_r, y, ignore, use_ignore):
             if use_ignore and y == ignore:
@@ -335,7 +339,9 @@ def _ol_sparsemax_loss_and_grad(
     else:
 
         def row(z_r, q_r, loss1, g_r, scale, ignore, use_ignore):
-            G._loss_dist(z_r, q_r, loss1, g_r, True, scale, code)
+            G._loss_dist(
+                np.ascontiguousarray(z_r), np.ascontiguousarray(q_r), loss1, g_r, True, scale, code
+            )
 
         def check_row(z_r, q_r, ignore, use_ignore):
             if q_r.shape[0] != z_r.shape[0]:

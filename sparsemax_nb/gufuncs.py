@@ -19,8 +19,8 @@ gufunc                          signature             outputs
 ``sparsemax_loss_label_and_grad`` ``(n),()->(),(n)``  loss and ``sparsemax(z) - e_label``
 =============================== ===================== ========================================
 
-The row arithmetic is that of :mod:`sparsemax_nb._cpu` (``_row_threshold``, ``_row_write``
-and the same loss formulas), so results are bitwise equal to the public API called with
+The row arithmetic is that of :mod:`sparsemax_nb._cpu` (its row kernels ``_row_threshold``,
+``_row_write``, ``_row_jvp`` and the row loss kernels are called here), so results are bitwise equal to the public API called with
 ``method="select"`` (the method used here; ``"auto"`` currently picks it too), including
 the non-finite rules of SPEC section 4: a row holding NaN or ``+inf``, or only ``-inf``,
 gives NaN; ``-inf`` entries of other rows give exact zeros.
@@ -79,7 +79,7 @@ def _loops(make, ints=True):
 
 # --------------------------------------------------------------------------- row helpers
 def _float_row(z):  # pragma: no cover - only its Numba overload runs
-    """``z`` itself for a float row, else a float64 copy (bool and integer loops)."""
+    """``z`` as a C-contiguous float row: itself when it is one, else a (float64) copy."""
     raise NotImplementedError
 
 
@@ -87,8 +87,11 @@ def _float_row(z):  # pragma: no cover - only its Numba overload runs
 def _ol_float_row(z):
     # Chosen at typing time: integer loops share the float64 row kernels instead of
     # compiling the threshold machinery once more per integer dtype.
+    # Float rows are typed C-contiguous (a view when they are, else a copy): the CPU row
+    # kernels add with reassociation, so their lane order depends on the layout they are
+    # compiled for, and the public API always hands them C-contiguous rows.
     if isinstance(z.dtype, types.Float):
-        return lambda z: z
+        return lambda z: np.ascontiguousarray(z)
     return lambda z: z.astype(np.float64)
 
 
@@ -116,9 +119,23 @@ def _threshold_row(z, method):
 
 
 @njit(**_JIT)
+def _c_out(x):
+    """A C-contiguous view of output row ``x``, or a scratch copy (see _write_back)."""
+    return np.ascontiguousarray(x)
+
+
+@njit(**_JIT)
+def _write_back(x, xc):
+    if not x.flags.c_contiguous:
+        x[:] = xc
+
+
+@njit(**_JIT)
 def _forward(z, p, method):
     m, tau, k = _threshold_row(z, method)
-    _cpu._row_write(z, p, m, tau, k)
+    pc = _c_out(p)
+    _cpu._row_write(z, pc, m, tau, k)
+    _write_back(p, pc)
 
 
 @njit(**_JIT)
@@ -130,28 +147,14 @@ def _threshold(z, tau_out, k_out, method):
 
 @njit(**_JIT)
 def _jvp(p, v, out):
-    # Same arithmetic as the CPU driver ``_jvp_rows``.
-    K = p.shape[0]
-    s = 0.0
-    k = 0
-    nan = _has_nan(p)  # see _has_nan: no comparison of a NaN p below
-    if nan:
-        for j in range(K):
+    """The CPU row kernel ``_row_jvp``, NaN rows of ``p`` answered first (see _has_nan)."""
+    if _has_nan(p):
+        for j in range(p.shape[0]):
             out[j] = np.nan
         return
-    for j in range(K):
-        pj = p[j]
-        if pj > 0:
-            s += np.float64(v[j])
-            k += 1
-        nan |= pj != pj
-    if nan or k == 0:
-        for j in range(K):
-            out[j] = np.nan
-        return
-    mean = s / k
-    for j in range(K):
-        out[j] = np.float64(v[j]) - mean if p[j] > 0 else 0.0
+    oc = _c_out(out)
+    _cpu._row_jvp(p, v, oc)
+    _write_back(out, oc)
 
 
 @njit(**_JIT)
@@ -163,15 +166,33 @@ def _nan_row(loss, grad, want_grad):
 
 
 @njit(**_JIT)
+def _unmasked(z, m):
+    """A copy of ``z`` with each ``-inf`` replaced by a finite score far below the support.
+
+    The CPU loss kernel evaluates ``q_j * (tau - d_j)`` branch-free and keeps it only where
+    ``q_j != 0``; for a masked entry with ``q_j = 0`` that is ``0 * inf``, which raises the
+    "invalid" flag NumPy reports as a warning. Any ``d_j <= -1`` gives the same ``p_j = 0``,
+    gradient and selected terms (``tau >= -1``), so the kernel's sums are unchanged. The
+    caller restores the one difference: target mass on a masked entry makes the loss +inf.
+    """
+    out = np.empty_like(z)
+    rep = m - 2.0 - 0.5 * abs(m)
+    for j in range(z.shape[0]):
+        x = z[j]
+        out[j] = rep if x == -np.inf else x
+    return out
+
+
+@njit(**_JIT)
 def _loss_dist(z, q, loss, grad, want_grad, scale, method):
-    """As the CPU driver ``_loss_dist_rows``, plus the target check of the API."""
+    """As the CPU driver ``_loss_dist_rows`` (same row kernel), plus the API's target check."""
     K = z.shape[0]
     # A gufunc cannot raise: an invalid target row gives NaN (the API raises ValueError).
-    qs = 0.0
-    bad = _has_nan(q)
-    if bad:
+    if _has_nan(q):
         _nan_row(loss, grad, want_grad)
         return
+    qs = 0.0
+    bad = False
     for j in range(K):
         qj = np.float64(q[j])
         bad |= qj < 0
@@ -183,34 +204,31 @@ def _loss_dist(z, q, loss, grad, want_grad, scale, method):
     if k == 0:
         _nan_row(loss, grad, want_grad)
         return
-    # L = 1/2 ||p - q||^2 + sum_{j not in S} q_j (tau - z_j): both terms >= 0, no
-    # cancellation near L = 0, and q_j = 0 terms are skipped so -inf never meets 0 * inf.
-    acc = 0.0
-    off = 0.0
     masked = False
+    mass_on_masked = False
     for j in range(K):
-        d = np.float64(z[j]) - m
-        pj = max(d - tau, 0.0)
-        qj = np.float64(q[j])
-        g = pj - qj
-        acc += g * g
-        # The CPU driver adds qj * (tau - d), infinite for a masked (-inf) entry. Compiled
-        # branch-free, that product is also evaluated for qj == 0, and 0 * inf raises the
-        # "invalid" flag NumPy reports as a warning; so infinite gaps are counted apart.
-        # Same value: finite terms are added in the same order, and any masked entry with
-        # target mass makes the loss +inf.
-        gap = tau - d if d > -np.inf else 0.0
-        if qj != 0.0 and not d > tau:
-            off += qj * gap
-            masked |= d == -np.inf
+        x = z[j] == -np.inf
+        masked |= x
+        mass_on_masked |= x and q[j] != 0
+    gc = _c_out(grad)
+    if masked:
+        zz = _unmasked(z, m)
         if want_grad:
-            grad[j] = g * scale
-    loss[0] = np.inf if masked else 0.5 * acc + off
+            acc = _cpu._row_loss_dist_grad(zz, q, m, tau, scale, gc)
+        else:
+            acc = _cpu._row_loss_dist(zz, q, m, tau)
+    elif want_grad:
+        acc = _cpu._row_loss_dist_grad(z, q, m, tau, scale, gc)
+    else:
+        acc = _cpu._row_loss_dist(z, q, m, tau)
+    if want_grad:
+        _write_back(grad, gc)
+    loss[0] = np.inf if mass_on_masked else acc
 
 
 @njit(**_JIT)
 def _loss_label(z, label, loss, grad, want_grad, scale, method):
-    """As the CPU driver ``_loss_labels_rows`` (no ignore_index)."""
+    """As the CPU driver ``_loss_labels_rows`` (same row kernel; no ignore_index)."""
     K = z.shape[0]
     if label < 0 or label >= K:
         _nan_row(loss, grad, want_grad)
@@ -219,16 +237,14 @@ def _loss_label(z, label, loss, grad, want_grad, scale, method):
     if k == 0:
         _nan_row(loss, grad, want_grad)
         return
-    # Read before the loop: grad may be z itself (in place).
+    # Read before the kernel: grad may be z itself (in place).
     dy = np.float64(z[label]) - m
-    acc = 0.0
-    for j in range(K):
-        pj = max((np.float64(z[j]) - m) - tau, 0.0)
-        g = pj - 1.0 if j == label else pj
-        acc += g * g
-        if want_grad:
-            grad[j] = g * scale
-    acc *= 0.5
+    if want_grad:
+        gc = _c_out(grad)
+        acc = _cpu._row_loss_grad(z, label, m, tau, scale, gc)
+        _write_back(grad, gc)
+    else:
+        acc = _cpu._row_loss(z, label, m, tau)
     if not dy > tau:
         acc += tau - dy
     loss[0] = acc
