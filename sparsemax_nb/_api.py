@@ -20,7 +20,14 @@ def _no_stream(stream):
         )
 
 
-def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
+def sparsemax(
+    z: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
     """Sparsemax: the Euclidean projection of each row of ``z`` onto the simplex.
 
     ``p = max(z - tau, 0)`` with ``tau`` such that ``p`` sums to 1 along ``axis``
@@ -82,7 +89,9 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
     return o.finish()
 
 
-def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
+def sparsemax_threshold(
+    z: "np.typing.ArrayLike", axis: int = -1, *, method: str = "auto", stream: object = None
+) -> "tuple[np.typing.NDArray[np.floating], np.typing.NDArray[np.int64]]":
     """The threshold ``tau`` and the support size ``k`` of sparsemax, per row.
 
     Parameters
@@ -130,7 +139,14 @@ def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
     return tau.reshape(batch), k.reshape(batch)
 
 
-def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
+def sparsemax_jvp(
+    p: "np.typing.ArrayLike",
+    v: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
     """Jacobian-vector product of sparsemax at output ``p``: ``J(p) v``.
 
     ``J = diag(s) - s s^T / k`` with ``s`` the support of ``p`` and ``k = |s|``, so
@@ -306,8 +322,15 @@ _LOSS_PARAMS = """    z : array_like
 
 
 def sparsemax_loss(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
-):
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating] | np.floating":
     """The sparsemax loss of Martins & Astudillo (2016), eq. (15).
 
     ``L(z; q) = -q.z + 1/2 sum_{{j in S}} (z_j^2 - tau^2) + 1/2 ||q||^2``, computed as the
@@ -354,9 +377,16 @@ def sparsemax_loss(
 
 
 def sparsemax_loss_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto",
-    stream=None,
-):
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
     """Gradient of :func:`sparsemax_loss` with respect to ``z``: ``sparsemax(z) - q``.
 
     Parameters
@@ -394,8 +424,15 @@ def sparsemax_loss_grad(
 
 
 def sparsemax_loss_and_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
-):
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "tuple[np.typing.NDArray[np.floating] | np.floating, np.typing.NDArray[np.floating]]":
     """The loss and its gradient from one pass over ``z`` (sparsemax runs once).
 
     Parameters
@@ -437,7 +474,9 @@ for _f in (sparsemax_loss, sparsemax_loss_grad, sparsemax_loss_and_grad):
 del _f
 
 
-def labels_to_proportions(y, axis=-1, *, stream=None):
+def labels_to_proportions(
+    y: "np.typing.ArrayLike", axis: int = -1, *, stream: object = None
+) -> "np.typing.NDArray[np.floating]":
     """Multi-label targets as distributions: ``q = y / sum(y)`` along ``axis``.
 
     Parameters

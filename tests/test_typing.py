@@ -15,8 +15,6 @@ def test_py_typed_marker():
 @pytest.mark.slow
 def test_mypy_on_user_code(tmp_path):
     api = pytest.importorskip("mypy.api")
-    if not sparsemax_nb.sparsemax.__annotations__:  # TEMPORARY until _api.py is annotated
-        pytest.skip("public API not annotated yet")
     snippet = tmp_path / "user.py"
     snippet.write_text(
         textwrap.dedent(
