@@ -410,21 +410,30 @@ def _tau_newton(z, m, buf):
 def _tau_small(z, m, buf):
     """Sort-based threshold for a short row: insertion sort of ``d = z - m``, then the
     closed form. O(K^2) but with no call or loop set-up, which is what short rows cost."""
-    n = z.shape[0]
-    for i in range(n):
-        x = np.float64(z[i]) - m
-        j = i - 1
-        while j >= 0 and buf[j] < x:
-            buf[j + 1] = buf[j]
-            j -= 1
-        buf[j + 1] = x
+    for i in range(z.shape[0]):
+        _insert_desc(buf, i, np.float64(z[i]) - m)
+    return _scan_desc(buf, z.shape[0])
+
+
+@njit(**_JIT)
+def _insert_desc(buf, i, x):
+    """Insert ``x`` into the descending ``buf[:i]``."""
+    j = i - 1
+    while j >= 0 and buf[j] < x:
+        buf[j + 1] = buf[j]
+        j -= 1
+    buf[j + 1] = x
+
+
+@njit(**_JIT)
+def _scan_desc(buf, n):
+    """``(tau, k)`` from the descending ``buf[:n]`` by the paper's closed form."""
     cs = 0.0
     s = 0.0
     k = 0
     for j in range(n):
-        x = buf[j]
-        cs += x
-        if 1.0 + (j + 1) * x > cs:
+        cs += buf[j]
+        if 1.0 + (j + 1) * buf[j] > cs:
             k = j + 1
             s = cs
         else:
@@ -455,23 +464,8 @@ def _small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p):
                     p[r, i] = np.nan
             continue
         for i in range(K):
-            x = np.float64(z[r, i]) - m
-            j = i - 1
-            while j >= 0 and buf[j] < x:
-                buf[j + 1] = buf[j]
-                j -= 1
-            buf[j + 1] = x
-        cs = 0.0
-        s = 0.0
-        k = 0
-        for j in range(K):
-            cs += buf[j]
-            if 1.0 + (j + 1) * buf[j] > cs:
-                k = j + 1
-                s = cs
-            else:
-                break
-        tau = (s - 1.0) / k
+            _insert_desc(buf, i, np.float64(z[r, i]) - m)
+        tau, k = _scan_desc(buf, K)
         if want_tau:
             tau_out[r] = m + tau
             k_out[r] = k
