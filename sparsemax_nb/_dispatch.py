@@ -37,7 +37,8 @@ from . import _cpu
 METHODS = {"auto": -1, "sort": _cpu.SORT, "select": _cpu.SELECT}
 REDUCTIONS = ("none", "sum", "mean")
 
-# Below this many elements a call runs serially (see README, "Choosing serial or parallel").
+# Below this many elements a call runs serially (README, "Threads, processes and compile
+# time"; asv_bench/NOTES.md): on a busy machine a parallel region waited ~8 ms.
 SERIAL_BELOW = 1 << 18
 
 _lock = threading.Lock()
@@ -169,7 +170,7 @@ def method_code(method):
 
 
 def pick_method(code, K):
-    """``method="auto"``: the rule measured in README, "How auto picks"."""
+    """``method="auto"``: select at every K (sort/select timings in README, "API")."""
     if code >= 0:
         return code
     return _cpu.SELECT
