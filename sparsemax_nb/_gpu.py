@@ -279,6 +279,13 @@ def _check_out(ctx, out, shape, dtype, name="out"):
     return out, v
 
 
+def _out_or_new(ctx, out, shape, dtype):
+    """The caller's ``out`` (validated) or a new device array: ``(result, device view)``."""
+    if out is not None:
+        return _check_out(ctx, out, shape, dtype)
+    return ctx.empty(shape, dtype)
+
+
 def _prep(ctx, z, axis, name="z"):
     """Validate the dtype of ``z`` and ``axis``: ``(shape, ax, compute dtype)``."""
     dt = D.compute_dtype(np.dtype(z.dtype), name)
@@ -299,10 +306,7 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
     ctx = _Ctx([("z", z), ("out", out)], stream)
     shape, ax, dt = _prep(ctx, z, axis)
     D.method_code(method)
-    if out is not None:
-        res, res_v = _check_out(ctx, out, shape, dt)
-    else:
-        res, res_v = ctx.empty(shape, dt)
+    res, res_v = _out_or_new(ctx, out, shape, dt)
     outer, K, inner = _split(shape, ax)
     n = outer * inner
     if n and K:
@@ -363,10 +367,7 @@ def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
             f"p and v must have the same shape; got {tuple(p.shape)} and {shape}"
         )
     ax = D.axis_index(axis, len(shape))
-    if out is not None:
-        res, res_v = _check_out(ctx, out, shape, dt)
-    else:
-        res, res_v = ctx.empty(shape, dt)
+    res, res_v = _out_or_new(ctx, out, shape, dt)
     outer, K, inner = _split(shape, ax)
     n = outer * inner
     if n and K:
@@ -458,10 +459,7 @@ def _loss(z, target, axis, reduction, ignore_index, method, want_grad, out, stre
             "distributions (use labels_to_proportions for 0/1 label arrays)"
         )
     if want_grad:
-        if out is not None:
-            grad, grad_v = _check_out(ctx, out, shape, dt)
-        else:
-            grad, grad_v = ctx.empty(shape, dt)
+        grad, grad_v = _out_or_new(ctx, out, shape, dt)
         g3 = grad_v.reshape(outer, K, inner)
     else:
         grad = None
