@@ -4,7 +4,7 @@ Sparsemax (Martins & Astudillo, ICML 2016) is the Euclidean projection onto the 
 simplex: like softmax it maps scores to probabilities, unlike softmax it gives exact zeros.
 """
 
-from ._api import (
+from .api import (
     labels_to_proportions,
     sparsemax,
     sparsemax_jvp,
@@ -13,8 +13,8 @@ from ._api import (
     sparsemax_loss_grad,
     sparsemax_threshold,
 )
-from .attention import sparsemax_attention, sparsemax_attention_vjp  # noqa: F401
-from . import _overload  # noqa: F401,E402  (registers the @njit overloads; compiles nothing)
+from .apps.attention import sparsemax_attention, sparsemax_attention_vjp
+from .numba import overloads as _overloads  # noqa: F401  (registers the @njit overloads; compiles nothing)
 
 __version__ = "0.1.0"
 

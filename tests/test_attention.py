@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import sparsemax_nb as sm
-from sparsemax_nb.attention import sparsemax_attention, sparsemax_attention_vjp
-from sparsemax_nb._numpy_ref import numpy_sparsemax
+from sparsemax_nb.apps.attention import sparsemax_attention, sparsemax_attention_vjp
+from sparsemax_nb.cli.bench._numpy_ref import numpy_sparsemax
 
 
 def _ref(q, k, v, mask=None, scale=None):
@@ -136,6 +136,8 @@ def test_vjp_finite_differences_masked_and_broadcast():
 
 
 def test_bench_attention_quick():
-    rows = sm.attention.bench_attention(quick=True)
+    from sparsemax_nb.cli.bench.attention import bench_attention
+
+    rows = bench_attention(quick=True)
     assert rows and {"sparsemax_s", "softmax_s", "ratio", "shape"} <= set(rows[0])
     assert rows[0]["ratio"] > 0

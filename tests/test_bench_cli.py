@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from sparsemax_nb import _bench
+from sparsemax_nb.cli.bench import cpu as _bench
 from sparsemax_nb.cli import main
 
 ROW_KEYS = {
@@ -111,16 +111,16 @@ def test_only_one_section(tmp_path, capsys):
 
 
 def test_cuda_missing_module(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "sparsemax_nb._bench_gpu", None)  # import fails
+    monkeypatch.setitem(sys.modules, "sparsemax_nb.cli.bench.gpu", None)  # import fails
     assert main(["bench", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not available" in err[0]
 
 
 def test_cuda_no_gpu(monkeypatch, capsys):
-    fake = types.ModuleType("sparsemax_nb._bench_gpu")
+    fake = types.ModuleType("sparsemax_nb.cli.bench.gpu")
     fake.bench_cuda = lambda quick: pytest.fail("must not be called without a GPU")
-    monkeypatch.setitem(sys.modules, "sparsemax_nb._bench_gpu", fake)
+    monkeypatch.setitem(sys.modules, "sparsemax_nb.cli.bench.gpu", fake)
     monkeypatch.setattr(_bench, "_cuda_unavailable_reason", lambda: "no usable CUDA GPU found")
     assert main(["bench", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -129,14 +129,14 @@ def test_cuda_no_gpu(monkeypatch, capsys):
 
 def test_cuda_table_and_json(monkeypatch, capsys, tmp_path):
     seen = []
-    fake = types.ModuleType("sparsemax_nb._bench_gpu")
+    fake = types.ModuleType("sparsemax_nb.cli.bench.gpu")
 
     def bench_cuda(quick):
         seen.append(quick)
         return [{"case": "batch", "kernel": "sparsemax", "median_s": 1.5e-4, "ratio_copyto": 3.0}]
 
     fake.bench_cuda = bench_cuda
-    monkeypatch.setitem(sys.modules, "sparsemax_nb._bench_gpu", fake)
+    monkeypatch.setitem(sys.modules, "sparsemax_nb.cli.bench.gpu", fake)
     monkeypatch.setattr(_bench, "_cuda_unavailable_reason", lambda: None)
     path = tmp_path / "cuda.json"
     assert main(["bench", "--device", "cuda", "--quick", "--json", str(path)]) == 0
@@ -147,13 +147,13 @@ def test_cuda_table_and_json(monkeypatch, capsys, tmp_path):
 
 
 def test_cuda_error_is_one_line(monkeypatch, capsys):
-    fake = types.ModuleType("sparsemax_nb._bench_gpu")
+    fake = types.ModuleType("sparsemax_nb.cli.bench.gpu")
 
     def bench_cuda(quick):
         raise RuntimeError("device lost")
 
     fake.bench_cuda = bench_cuda
-    monkeypatch.setitem(sys.modules, "sparsemax_nb._bench_gpu", fake)
+    monkeypatch.setitem(sys.modules, "sparsemax_nb.cli.bench.gpu", fake)
     monkeypatch.setattr(_bench, "_cuda_unavailable_reason", lambda: None)
     assert main(["bench", "--device", "cuda"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -162,7 +162,7 @@ def test_gpu_backed_dask_goes_through_the_gpu_path():
         cp.cuda.runtime.getDeviceCount()
     except Exception:  # pragma: no cover - no device
         pytest.skip("no CUDA device")
-    pytest.importorskip("sparsemax_nb._gpu")
+    pytest.importorskip("sparsemax_nb.backends.cuda")
     z = _z((16, 9))
     dz = da.from_array(cp.asarray(z), chunks=(4, 9))
     p = sm.sparsemax(dz).compute()

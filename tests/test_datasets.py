@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sparsemax_nb.datasets import (
+from sparsemax_nb.apps.datasets import (
     bag_of_words,
     js_divergence,
     load_arff,

@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from sparsemax_nb import cli  # noqa: E402
-from sparsemax_nb._figures import FILES  # noqa: E402
+from sparsemax_nb.cli.figures import FILES  # noqa: E402
 
 
 def test_figures_written(tmp_path, capsys):

@@ -22,7 +22,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 import naive  # noqa: E402
 import sparsemax_nb as sm  # noqa: E402
-from sparsemax_nb import _gpu  # noqa: E402
+from sparsemax_nb.backends import cuda as _gpu  # noqa: E402
 
 if not cuda.is_available():  # pragma: no cover - NUMBA_ENABLE_CUDASIM=0 without a GPU
     pytest.skip("no CUDA device and the simulator is off", allow_module_level=True)
@@ -428,7 +428,7 @@ try:
     sm.sparsemax(Fake())
 except Exception as e:
     print(type(e).__name__, e)
-from sparsemax_nb._bench_gpu import bench_cuda
+from sparsemax_nb.cli.bench.gpu import bench_cuda
 try:
     bench_cuda(quick=True)
 except Exception as e:
@@ -502,7 +502,7 @@ from numba import cuda, types
 sys.modules["numba.cuda.dispatcher"].get_current_device = (
     lambda: _t.SimpleNamespace(compute_capability=(8, 0))
 )
-import sparsemax_nb._cuda as C
+import sparsemax_nb.backends.cuda_kernels as C
 
 A = lambda t, n: types.Array(t, n, "C")
 f32, f64, f16, b1, i32, i64 = (types.float32, types.float64, types.float16, types.boolean,
@@ -556,7 +556,7 @@ def test_kernels_compile_for_a_real_gpu():
 
 
 def test_bench_code_path_runs_tiny():
-    from sparsemax_nb import _bench_gpu
+    from sparsemax_nb.cli.bench import gpu as _bench_gpu
 
     res = _bench_gpu._measure(cuda, "simulator", rows=3, K=16, long_k=40, repeats=1)
     names = [r["name"] for r in res]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sparsemax_nb as sm
-from sparsemax_nb import gufuncs as g
+from sparsemax_nb.numba import gufuncs as g
 
 # NumPy turns floating-point flags left by a ufunc loop into warnings: there must be none.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -10,8 +10,8 @@ import scipy.sparse as sp  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import sparsemax_nb as sm  # noqa: E402
-from sparsemax_nb.datasets import js_divergence, make_synthetic, micro_f1  # noqa: E402
-from sparsemax_nb.multilabel import (  # noqa: E402
+from sparsemax_nb.apps.datasets import js_divergence, make_synthetic, micro_f1  # noqa: E402
+from sparsemax_nb.apps.multilabel import (  # noqa: E402
     LogisticClassifier,
     SoftmaxClassifier,
     SparsemaxClassifier,

@@ -173,5 +173,5 @@ def test_typing_errors():
 
 def test_python_calls_unaffected():
     # The overloads only register: the Python functions are the same objects.
-    assert sm.sparsemax is sm._api.sparsemax
+    assert sm.sparsemax is sm.api.sparsemax
     np.testing.assert_array_equal(sm.sparsemax([-2.0, 0.0, 0.5]), [0.0, 0.25, 0.75])

@@ -197,7 +197,8 @@ def test_parallel_and_serial_builds_agree():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_long_single_rows_split_between_threads(dtype):
     """A row longer than BIG_ROW, alone, is split between threads; same result as serial."""
-    from sparsemax_nb import _cpu
+    from sparsemax_nb import _checks
+    from sparsemax_nb.backends import cpu
 
     K = 1 << 17
     rng = np.random.default_rng(9)
@@ -215,7 +216,7 @@ def test_long_single_rows_split_between_threads(dtype):
         z = row.astype(dtype)[None, :]
         p = sm.sparsemax(z)
         q = np.empty_like(z)
-        _cpu.get("forward", False)(np.ascontiguousarray(z), q, _cpu.SELECT, 1)
+        cpu.get("sparsemax", "forward", False)(np.ascontiguousarray(z), q, _checks.SELECT, np.zeros(1), 1)
         np.testing.assert_allclose(p, q, atol=tol(dtype), err_msg=name)
         tau, k = sm.sparsemax_threshold(z)
         rt, rk = naive.threshold(z)

@@ -283,7 +283,7 @@ def _peer_versions():
 def _case_functions(x, labels, peers_wanted, peers):
     """Kernels and references for one input, as zero-argument callables."""
     import sparsemax_nb as sm
-    from sparsemax_nb._numpy_ref import numpy_softmax, numpy_sparsemax
+    from sparsemax_nb.cli.bench._numpy_ref import numpy_softmax, numpy_sparsemax
 
     o = np.empty_like(x)
     o2 = np.empty_like(x)
@@ -650,7 +650,7 @@ def _cuda_unavailable_reason():
 
 def _main_cuda(args):
     try:
-        from sparsemax_nb._bench_gpu import bench_cuda
+        from sparsemax_nb.cli.bench.gpu import bench_cuda
     except ImportError as e:
         print(f"sparsemax-nb bench --device cuda: the GPU benchmarks are not available ({e})", file=sys.stderr)
         return 2

@@ -23,8 +23,9 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from . import _api, _cpu
-from . import _dispatch as D
+from .. import _checks as D
+from .. import api as _api
+from ..mappings import sparsemax as S
 from . import gufuncs as G
 
 _JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
@@ -123,8 +124,8 @@ def _forward_rows(z, p, code):
         # C-contiguous rows, as the public API passes them (the kernels' sums use
         # reassociation, so the compiled lane order depends on the layout).
         zr = np.ascontiguousarray(z[r])
-        m, tau, k = _cpu._row_threshold(zr, buf, code)
-        _cpu._row_write(zr, p[r], m, tau, k)
+        m, tau, k = S.threshold(zr, buf, code, 0.0)
+        S.write(zr, p[r], m, tau, k, 0.0)
 
 
 @njit(**_JIT)
@@ -132,7 +133,7 @@ def _threshold_rows(z, tau_out, k_out, code):
     n, K = z.shape
     buf = np.empty(K, np.float64)
     for r in range(n):
-        m, tau, k = _cpu._row_threshold(np.ascontiguousarray(z[r]), buf, code)
+        m, tau, k = S.threshold(np.ascontiguousarray(z[r]), buf, code, 0.0)
         tau_out[r] = m + tau
         k_out[r] = k
 
@@ -187,8 +188,8 @@ def _impl_1d(code, check_axis, get_out):
         p = get_out(z, out)
         buf = np.empty(z.shape[0], np.float64)
         zc = np.ascontiguousarray(z)
-        m, tau, k = _cpu._row_threshold(zc, buf, code)
-        _cpu._row_write(zc, p, m, tau, k)
+        m, tau, k = S.threshold(zc, buf, code, 0.0)
+        S.write(zc, p, m, tau, k, 0.0)
         return p
 
     return impl
@@ -208,7 +209,7 @@ def _ol_sparsemax_threshold(z, axis=-1, method="auto"):
         def impl(z, axis=-1, method="auto"):
             check_axis(axis, 1)
             buf = np.empty(z.shape[0], np.float64)
-            m, tau, k = _cpu._row_threshold(np.ascontiguousarray(z), buf, code)
+            m, tau, k = S.threshold(np.ascontiguousarray(z), buf, code, 0.0)
             return cast(m + tau), np.int64(k)
 
         return impl

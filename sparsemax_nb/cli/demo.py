@@ -27,7 +27,7 @@ def _median_time(fn, repeat=7):
 
 def main(args):
     import sparsemax_nb as sm
-    from sparsemax_nb._numpy_ref import numpy_softmax, numpy_sparsemax
+    from sparsemax_nb.cli.bench._numpy_ref import numpy_softmax, numpy_sparsemax
 
     np.set_printoptions(precision=4, suppress=True)
     rng = np.random.default_rng(args.seed)

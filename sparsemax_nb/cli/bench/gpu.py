@@ -59,11 +59,11 @@ def bench_cuda(quick=False):
 
     Raises
     ------
-    sparsemax_nb._gpu.NoCudaDeviceError
+    sparsemax_nb.backends.cuda.NoCudaDeviceError
         When no CUDA device is found, or under Numba's simulator (whose timings mean
         nothing).
     """
-    from ._gpu import NoCudaDeviceError, _cuda
+    from ...backends.cuda import NoCudaDeviceError, _cuda
 
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         raise NoCudaDeviceError(
@@ -82,7 +82,7 @@ def bench_cuda(quick=False):
 def _measure(cuda, device, rows, K, long_k, repeats):
     """The measurements of :func:`bench_cuda` (sizes given; the tests run it tiny under the
     simulator, where the times are meaningless)."""
-    from . import _api as sm
+    from ... import api as sm
 
     rng = np.random.default_rng(0)
     results = []

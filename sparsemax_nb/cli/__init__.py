@@ -10,11 +10,11 @@ import sys
 
 # name: (module, one-line help)
 SUBCOMMANDS = {
-    "demo": ("sparsemax_nb._demo", "softmax versus sparsemax, the loss and a speed check on built-in data"),
-    "bench": ("sparsemax_nb._bench", "every kernel timed against copyto, NumPy softmax/sparsemax and peers (SPEC 7)"),
-    "multilabel": ("sparsemax_nb._multilabel_cli", "the paper's multi-label experiment: logistic, softmax and sparsemax linear models"),
-    "figures": ("sparsemax_nb._figures", "PNG figures: sparsemax versus softmax, the losses, a sparse attention map"),
-    "apply": ("sparsemax_nb._apply", "sparsemax of the arrays in a .npy/.npz file or Zarr store, in bounded memory"),
+    "demo": ("sparsemax_nb.cli.demo", "softmax versus sparsemax, the loss and a speed check on built-in data"),
+    "bench": ("sparsemax_nb.cli.bench.cpu", "every kernel timed against copyto, NumPy softmax/sparsemax and peers"),
+    "multilabel": ("sparsemax_nb.cli.multilabel", "the paper's multi-label experiment: logistic, softmax and sparsemax linear models"),
+    "figures": ("sparsemax_nb.cli.figures", "PNG figures: sparsemax versus softmax, the losses, a sparse attention map"),
+    "apply": ("sparsemax_nb.cli.apply", "sparsemax of the arrays in a .npy/.npz file or Zarr store, in bounded memory"),
 }
 
 
@@ -23,7 +23,7 @@ def build_parser():
         prog="sparsemax-nb",
         description="Exact sparsemax, its Jacobian and its loss (Numba CPU and CUDA kernels).",
     )
-    from . import __version__
+    from .. import __version__
 
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

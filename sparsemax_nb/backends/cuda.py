@@ -1,9 +1,9 @@
 """GPU backend: the public functions for arrays exposing ``__cuda_array_interface__``.
 
-:func:`sparsemax_nb._dispatch.foreign` sends CuPy arrays, Numba device arrays and Numba
+:func:`sparsemax_nb.backends.pick` sends CuPy arrays, Numba device arrays and Numba
 simulator arrays here. Every function validates like the CPU path (dtype rules, ``axis``,
 ``method``, class indices, target rows, ``out``) before writing anything, lays the data out
-as a ``(outer, K, inner)`` view (no transpose, see :mod:`sparsemax_nb._cuda`) and launches
+as a ``(outer, K, inner)`` view (no transpose, see :mod:`sparsemax_nb.backends.cuda_kernels`) and launches
 one kernel per call (plus one small checking kernel for targets and one reduction kernel for
 ``reduction="sum"``/``"mean"``). The result is a CuPy array when an input is one, else a
 Numba device array. ``stream=`` (a Numba stream, a CuPy stream, or None) orders the work;
@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from . import _dispatch as D
+from .. import _checks as D
 
 __all__ = [
     "sparsemax",
@@ -47,7 +47,7 @@ def set_block_size(tpb):
     For tests (small blocks make rows longer than a block cheap under the simulator) and
     tuning; the default is 256.
     """
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     tpb = int(tpb)
     if tpb < 1 or tpb > _cuda.MAX_TPB or tpb & (tpb - 1):
@@ -159,7 +159,7 @@ def _split(shape, ax):
 
 def _launch_cfg(K, n):
     """``(blocks, threads, G)``: groups of ``G`` threads per row (see :mod:`_cuda`)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     tpb = _TPB[0]
     per = -(-K // _cuda.ITEMS)  # threads needed to keep the row in registers
@@ -209,7 +209,7 @@ def _scratch(ctx, n, B, cap):
     more than the kernels for a 10^7 row. Calls on one stream run in order, so reusing
     its scratch is safe; each thread keeps its own cache (at most 4 entries).
     """
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     cache = getattr(_scratch_cache, "d", None)
     if cache is None:
@@ -237,7 +237,7 @@ def _scratch(ctx, n, B, cap):
 
 def _multiblock_state(ctx, zv, n, K, inner):
     """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     st = ctx.stream
     tpb = _TPB[0]
@@ -301,7 +301,7 @@ def _batch(shape, ax):
 # --------------------------------------------------------------------------- public
 def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
     """GPU :func:`sparsemax_nb.sparsemax` (same arguments, plus ``stream``)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     ctx = _Ctx([("z", z), ("out", out)], stream)
     shape, ax, dt = _prep(ctx, z, axis)
@@ -323,7 +323,7 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
 
 def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
     """GPU :func:`sparsemax_nb.sparsemax_threshold` (same arguments, plus ``stream``)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     ctx = _Ctx([("z", z)], stream)
     shape, ax, dt = _prep(ctx, z, axis)
@@ -355,7 +355,7 @@ def _fill(ctx, a, value):
 
 def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
     """GPU :func:`sparsemax_nb.sparsemax_jvp` (same arguments, plus ``stream``)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     ctx = _Ctx([("p", p), ("v", v), ("out", out)], stream)
     dp = D.compute_dtype(np.dtype(p.dtype), "p")
@@ -383,7 +383,7 @@ def _where(i, batch):
 
 
 def _loss(z, target, axis, reduction, ignore_index, method, want_grad, out, stream):
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     ctx = _Ctx([("z", z), ("target", target), ("out", out)], stream)
     shape, ax, dt = _prep(ctx, z, axis)
@@ -523,7 +523,7 @@ def sparsemax_loss_and_grad(
 
 def labels_to_proportions(y, axis=-1, *, stream=None):
     """GPU :func:`sparsemax_nb.labels_to_proportions` (same arguments, plus ``stream``)."""
-    from . import _cuda
+    from . import cuda_kernels as _cuda
 
     ctx = _Ctx([("y", y)], stream)
     dt = D.compute_dtype(np.dtype(y.dtype), "y")
@@ -554,3 +554,56 @@ def labels_to_proportions(y, axis=-1, *, stream=None):
     if K:
         _cuda.k_proportions[blocks, 128, ctx.stream](yv, res_v.reshape(outer, K, inner), n, inner)
     return res
+
+
+# --------------------------------------------------------------------------- operations
+# The backend interface of sparsemax_nb.backends (the same names as .cpu and .dask). The
+# arguments arrive checked; the functions above check them once more on the device side.
+STREAMS = True
+_METHOD_NAMES = {D.AUTO: "auto", D.SORT: "sort", D.SELECT: "select"}
+
+
+def stream_error():  # pragma: no cover - this backend takes streams
+    raise AssertionError("the CUDA backend takes stream=")
+
+
+def asarray(x, name="z"):
+    """A device array argument, as given; a host object here mixes host and device data."""
+    if not _is_device(x):
+        raise TypeError(
+            f"sparsemax_nb: {name} is a host object ({type(x).__name__}) while another "
+            "argument is a GPU array; pass all arrays on the device (numba.cuda."
+            "to_device, cupy.asarray) or all on the host"
+        )
+    return x
+
+
+def _sparsemax_only(mapping):
+    if mapping != "sparsemax":
+        raise D.unsupported_mapping_error("CUDA", mapping)
+
+
+def forward(mapping, z, ax, out, code, theta, dt, stream=None):
+    _sparsemax_only(mapping)
+    return sparsemax(z, ax, out=out, method=_METHOD_NAMES[code], stream=stream)
+
+
+def threshold(mapping, z, ax, code, theta, dt, stream=None):
+    _sparsemax_only(mapping)
+    return sparsemax_threshold(z, ax, method=_METHOD_NAMES[code], stream=stream)
+
+
+def jvp(mapping, p, v, ax, out, theta, dt, stream=None):
+    _sparsemax_only(mapping)
+    return sparsemax_jvp(p, v, ax, out=out, stream=stream)
+
+
+def loss(mapping, z, target, kind, ax, reduction, ignore_index, code, theta, dt, want_grad,
+         out, stream=None, checked=False):
+    _sparsemax_only(mapping)
+    return _loss(z, target, ax, reduction, ignore_index, _METHOD_NAMES[code], want_grad,
+                 out, stream)
+
+
+def proportions(y, ax, dt, stream=None, checked=False):
+    return labels_to_proportions(y, ax, stream=stream)

@@ -37,7 +37,7 @@ def _two_class(plt, np, sm, path, dpi):
 
 
 def _simplex_points(plt, np, sm, path, dpi):
-    from ._numpy_ref import numpy_softmax
+    from .bench._numpy_ref import numpy_softmax
 
     g = np.linspace(-2.5, 2.5, 41)
     z1, z2 = np.meshgrid(g, g)
@@ -61,7 +61,7 @@ def _simplex_points(plt, np, sm, path, dpi):
 
 
 def _simplex(plt, np, sm, path, dpi):
-    from ._numpy_ref import numpy_softmax
+    from .bench._numpy_ref import numpy_softmax
 
     g = np.linspace(-3, 3, 301)
     z1, z2 = np.meshgrid(g, g)
@@ -110,7 +110,7 @@ def _losses(plt, np, sm, path, dpi):
 
 
 def _attention(plt, np, sm, path, dpi, seed):
-    from .attention import sparsemax_attention
+    from ..apps.attention import sparsemax_attention
 
     rng = np.random.default_rng(seed)
     Lq, Lk, d = 12, 16, 8

@@ -68,14 +68,14 @@ MODELS = ("logistic", "softmax", "sparsemax")
 
 
 def _estimator(name, alpha, cv, seed):
-    from .multilabel import LogisticClassifier, SoftmaxClassifier, SparsemaxClassifier
+    from ..apps.multilabel import LogisticClassifier, SoftmaxClassifier, SparsemaxClassifier
 
     cls = {"logistic": LogisticClassifier, "softmax": SoftmaxClassifier, "sparsemax": SparsemaxClassifier}
     return cls[name](alpha=alpha, cv=cv, random_state=seed)
 
 
 def _evaluate(est, X, Y, Q):
-    from .datasets import js_divergence, macro_f1, mean_squared_error, micro_f1
+    from ..apps.datasets import js_divergence, macro_f1, mean_squared_error, micro_f1
 
     P = est.predict_proba(X)
     Yp = est.predict(X)
@@ -97,7 +97,7 @@ def _run(train, dev, test, alphas, cv, seed, progress, tag=""):
     JSD), which no label rule affects, use the alpha with the lowest dev JSD. The same
     procedure serves every model.
     """
-    from .datasets import js_divergence, micro_f1
+    from ..apps.datasets import js_divergence, micro_f1
 
     rows = {}
     for name in MODELS:
@@ -144,7 +144,7 @@ def _table(rows, out):
 def _synthetic_splits(K, L, seed):
     import scipy.sparse as sp
 
-    from .datasets import make_synthetic
+    from ..apps.datasets import make_synthetic
 
     d = make_synthetic(K, L, seed=seed)
     # Bag-of-words rows are sparse: CSR makes X W and X^T G cheap.
@@ -154,8 +154,8 @@ def _synthetic_splits(K, L, seed):
 def _arff_splits(args):
     import numpy as np
 
-    from ._api import labels_to_proportions
-    from .datasets import load_arff
+    from ..api import labels_to_proportions
+    from ..apps.datasets import load_arff
 
     tr = load_arff(args.data, args.labels, xml=args.xml)
     rng = np.random.default_rng(args.seed)

@@ -1,25 +1,111 @@
-"""Public functions: thin wrappers over :mod:`sparsemax_nb._dispatch`."""
+"""The public functions: each checks its arguments once (:mod:`sparsemax_nb._checks`),
+asks the table of backends for the one its arrays belong to
+(:func:`sparsemax_nb.backends.pick`) and calls that backend's operation.
 
-import operator
+The operations are shared by every mapping (:mod:`sparsemax_nb.mappings`): the private
+``_forward``, ``_threshold``, ``_jvp``, ``_loss`` and ``_proportions`` below take the
+mapping's name and parameter, so a family of public functions is a set of thin wrappers.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
-from . import _dispatch as D
+from . import _checks as C
+from . import backends, mappings
+from ._layout import batch_shape
 
 
-def _stream_kw(stream):
-    """Forward ``stream`` to a backend only when given (the Dask backend takes none)."""
-    return {} if stream is None else {"stream": stream}
+# --------------------------------------------------------------------------- operations
+def _backend(stream: Any, *xs: Any) -> ModuleType:
+    be = backends.pick(*xs)
+    if stream is not None and not be.STREAMS:
+        raise be.stream_error()
+    return be
 
 
-def _no_stream(stream):
-    if stream is not None:
-        raise TypeError(
-            "stream= applies to GPU arrays (CuPy, Numba device arrays) only; "
-            "these arguments are host arrays"
-        )
+def _theta(mapping: str, theta: Any, batch: tuple[int, ...]) -> np.ndarray:
+    """The mapping's parameter: one value as shape ``(1,)``, or an array of the batch shape."""
+    mp = mappings.get(mapping)
+    check = getattr(mp, "check_theta", None)
+    if check is None:
+        return np.zeros(1)
+    t = np.asarray(check(theta), dtype=np.float64)
+    if t.size == 1:
+        return t.reshape(1)
+    try:
+        return np.broadcast_to(t, batch)
+    except ValueError:
+        raise ValueError(
+            f"{mp.THETA_NAME} of shape {t.shape} does not broadcast to the batch shape {batch}"
+        ) from None
 
 
+def _ndim(a: Any) -> int:
+    return len(a.shape)
+
+
+def _forward(mapping: str, z: Any, axis: Any, out: Any, method: Any, theta: Any,
+             stream: Any) -> Any:
+    be = _backend(stream, z, out)
+    a = be.asarray(z)
+    dt = C.compute_dtype(a.dtype)
+    code = C.method_code(method)
+    ax = C.axis_index(axis, _ndim(a))
+    th = _theta(mapping, theta, batch_shape(a.shape, ax))
+    return be.forward(mapping, a, ax, out, code, th, dt, stream)
+
+
+def _threshold(mapping: str, z: Any, axis: Any, method: Any, theta: Any, stream: Any) -> Any:
+    be = _backend(stream, z)
+    a = be.asarray(z)
+    dt = C.compute_dtype(a.dtype)
+    code = C.method_code(method)
+    ax = C.axis_index(axis, _ndim(a))
+    th = _theta(mapping, theta, batch_shape(a.shape, ax))
+    return be.threshold(mapping, a, ax, code, th, dt, stream)
+
+
+def _jvp(mapping: str, p: Any, v: Any, axis: Any, out: Any, theta: Any, stream: Any) -> Any:
+    be = _backend(stream, p, v, out)
+    pa = be.asarray(p, "p")
+    va = be.asarray(v, "v")
+    dt = np.promote_types(C.compute_dtype(pa.dtype, "p"), C.compute_dtype(va.dtype, "v"))
+    C.same_shape(pa.shape, va.shape)
+    ax = C.axis_index(axis, _ndim(va))
+    th = _theta(mapping, theta, batch_shape(va.shape, ax))
+    return be.jvp(mapping, pa, va, ax, out, th, dt, stream)
+
+
+def _loss(mapping: str, z: Any, target: Any, axis: Any, reduction: Any, ignore_index: Any,
+          method: Any, theta: Any, want_grad: bool, out: Any, stream: Any) -> tuple[Any, Any]:
+    be = _backend(stream, z, target, out)
+    a = be.asarray(z)
+    dt = C.compute_dtype(a.dtype)
+    code = C.method_code(method)
+    reduction = C.check_reduction(reduction)
+    ignore = C.check_ignore_index(ignore_index)
+    ax = C.axis_index(axis, _ndim(a))
+    batch = batch_shape(a.shape, ax)
+    t = be.asarray(target, "target")
+    kind = C.target_kind(t.dtype, a.shape, t.shape, batch, ignore)
+    th = _theta(mapping, theta, batch)
+    return be.loss(mapping, a, t, kind, ax, reduction, ignore, code, th, dt, want_grad, out,
+                   stream)
+
+
+def _proportions(y: Any, axis: Any, stream: Any) -> Any:
+    be = _backend(stream, y)
+    a = be.asarray(y, "y")
+    dt = C.compute_dtype(a.dtype, "y")
+    ax = C.axis_index(axis, _ndim(a))
+    return be.proportions(a, ax, dt, stream)
+
+
+# --------------------------------------------------------------------------- sparsemax
 def sparsemax(
     z: "np.typing.ArrayLike",
     axis: int = -1,
@@ -74,19 +160,7 @@ def sparsemax(
     >>> sm.sparsemax([-2.0, 0.0, 0.5])
     array([0.  , 0.25, 0.75])
     """
-    backend = D.foreign(z, out)
-    if backend is not None:
-        return backend.sparsemax(z, axis, out=out, method=method, **_stream_kw(stream))
-    _no_stream(stream)
-    a, dt = D.as_array(z)
-    code = D.method_code(method)
-    ax = D.axis_index(axis, a.ndim)
-    z2 = D.rows_view(a, ax, dt)
-    o = D.Output(out, a.shape, dt, ax, (z2,))
-    n, K = z2.shape
-    if z2.size:
-        D.run("forward", n, z2.size, z2, o.rows, D.pick_method(code, K))
-    return o.finish()
+    return _forward("sparsemax", z, axis, out, method, None, stream)
 
 
 def sparsemax_threshold(
@@ -122,21 +196,7 @@ def sparsemax_threshold(
     >>> sm.sparsemax_threshold([-2.0, 0.0, 0.5])
     (array(-0.25), array(2))
     """
-    backend = D.foreign(z)
-    if backend is not None:
-        return backend.sparsemax_threshold(z, axis, method=method, **_stream_kw(stream))
-    _no_stream(stream)
-    a, dt = D.as_array(z)
-    code = D.method_code(method)
-    ax = D.axis_index(axis, a.ndim)
-    z2 = D.rows_view(a, ax, dt)
-    n, K = z2.shape
-    tau = np.full(n, np.nan, dt)
-    k = np.zeros(n, np.int64)
-    if z2.size:
-        D.run("threshold", n, z2.size, z2, tau, k, D.pick_method(code, K))
-    batch = a.shape[:ax] + a.shape[ax + 1 :]
-    return tau.reshape(batch), k.reshape(batch)
+    return _threshold("sparsemax", z, axis, method, None, stream)
 
 
 def sparsemax_jvp(
@@ -181,128 +241,7 @@ def sparsemax_jvp(
     >>> sm.sparsemax_jvp([0.0, 0.25, 0.75], [1.0, 2.0, 4.0])
     array([ 0., -1.,  1.])
     """
-    backend = D.foreign(p, v, out)
-    if backend is not None:
-        return backend.sparsemax_jvp(p, v, axis, out=out, **_stream_kw(stream))
-    _no_stream(stream)
-    pa, dp = D.as_array(p, "p")
-    va, dv = D.as_array(v, "v")
-    dt = np.promote_types(dp, dv)
-    if pa.shape != va.shape:
-        raise ValueError(f"p and v must have the same shape; got {pa.shape} and {va.shape}")
-    ax = D.axis_index(axis, va.ndim)
-    p2 = D.rows_view(pa, ax, dt)
-    v2 = D.rows_view(va, ax, dt)
-    o = D.Output(out, va.shape, dt, ax, (p2, v2))
-    n, K = v2.shape
-    if v2.size:
-        D.run("jvp", n, v2.size, p2, v2, o.rows)
-    return o.finish()
-
-
-# --------------------------------------------------------------------------- the loss
-def _loss(z, target, axis, reduction, ignore_index, method, want_grad, out):
-    a, dt = D.as_array(z)
-    code = D.method_code(method)
-    if reduction not in D.REDUCTIONS:
-        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean'; got {reduction!r}")
-    ax = D.axis_index(axis, a.ndim)
-    batch = a.shape[:ax] + a.shape[ax + 1 :]
-    K = a.shape[ax]
-    t = np.asarray(target)
-    if t.dtype.kind in "iu":
-        labels, ignore, n_valid = _check_labels(t, batch, K, ignore_index)
-        kind = "loss_labels"
-    elif t.dtype.kind == "f":
-        if ignore_index is not None:
-            raise ValueError("ignore_index applies to class-index targets, not distributions")
-        if t.shape != a.shape:
-            raise ValueError(
-                f"a float target holds one distribution per row: shape {a.shape} expected, "
-                f"got {t.shape}"
-            )
-        _check_distributions(t, ax, batch)
-        kind = "loss_dist"
-        n_valid = int(np.prod(batch, dtype=np.int64))
-    else:
-        raise TypeError(
-            f"target has dtype {t.dtype}; expected integer class indices or float "
-            "distributions (use labels_to_proportions for 0/1 label arrays)"
-        )
-    z2 = D.rows_view(a, ax, dt)
-    n = z2.shape[0]
-    scale = 1.0
-    if reduction == "mean":
-        scale = 1.0 / n_valid if n_valid else 0.0
-    if want_grad:
-        o = D.Output(out, a.shape, dt, ax, (z2,), "out")
-        grad_rows = o.rows
-    else:
-        grad_rows = np.empty((0, 0), dt)
-    loss = np.empty(n, dt)
-    m = D.pick_method(code, K)
-    if n:
-        if kind == "loss_labels":
-            D.run(kind, n, z2.size, z2, labels, ignore, scale, loss, grad_rows, want_grad, m)
-        else:
-            q2 = D.rows_view(t, ax, dt)
-            D.run(kind, n, z2.size, z2, q2, scale, loss, grad_rows, want_grad, m)
-    if reduction == "none":
-        loss_out = loss.reshape(batch)
-    else:
-        total = np.sum(loss, dtype=np.float64)
-        if reduction == "mean":
-            total = total / n_valid if n_valid else np.nan
-        loss_out = dt.type(total)
-    grad = o.finish() if want_grad else None
-    return loss_out, grad
-
-
-def _check_labels(t, batch, K, ignore_index):
-    if t.shape != batch:
-        raise ValueError(
-            f"class-index target must have the batch shape {batch}, got {t.shape} "
-            "(for 0/1 label arrays of z's shape, use labels_to_proportions)"
-        )
-    if ignore_index is not None:
-        ignore_index = operator.index(ignore_index)
-    bad = (t < 0) | (t >= K)
-    if ignore_index is not None:
-        bad &= t != ignore_index
-    if bad.any():
-        i = int(np.flatnonzero(bad.ravel())[0])
-        where = np.unravel_index(i, batch) if batch else ()
-        allowed = f"0 <= index < {K}"
-        if ignore_index is not None:
-            allowed += f" or ignore_index={ignore_index}"
-        raise ValueError(
-            f"target holds class index {t.ravel()[i]} at batch position {tuple(map(int, where))}; "
-            f"expected {allowed}"
-        )
-    labels = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-    if ignore_index is None:
-        # Labels are >= 0 here, so -1 never matches.
-        return labels, np.int64(-1), labels.size
-    return labels, np.int64(ignore_index), int(np.count_nonzero(labels != ignore_index))
-
-
-def _check_distributions(t, ax, batch):
-    K = t.shape[ax]
-    neg = (t < 0).any(axis=ax)
-    if neg.any():
-        where = np.unravel_index(int(np.flatnonzero(neg.ravel())[0]), batch) if batch else ()
-        raise ValueError(
-            f"target row at batch position {tuple(map(int, where))} has a negative entry"
-        )
-    sums = np.sum(t, axis=ax, dtype=np.float64)
-    bad = ~(np.abs(sums - 1.0) <= 1e-6 * K)
-    if bad.any():
-        i = int(np.flatnonzero(np.ravel(bad))[0])
-        where = np.unravel_index(i, batch) if batch else ()
-        raise ValueError(
-            f"target row at batch position {tuple(map(int, where))} sums to "
-            f"{np.ravel(sums)[i]!r}, not 1 (tolerance {1e-6 * K:g})"
-        )
+    return _jvp("sparsemax", p, v, axis, out, None, stream)
 
 
 _LOSS_PARAMS = """    z : array_like
@@ -366,14 +305,8 @@ def sparsemax_loss(
     >>> float(sm.sparsemax_loss([-2.5, 1.2, 0.5], 0))
     3.7225
     """
-    backend = D.foreign(z, target)
-    if backend is not None:
-        return backend.sparsemax_loss(
-            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method,
-            **_stream_kw(stream),
-        )
-    _no_stream(stream)
-    return _loss(z, target, axis, reduction, ignore_index, method, False, None)[0]
+    return _loss("sparsemax", z, target, axis, reduction, ignore_index, method, None, False,
+                 None, stream)[0]
 
 
 def sparsemax_loss_grad(
@@ -413,14 +346,8 @@ def sparsemax_loss_grad(
     >>> sm.sparsemax_loss_grad([-2.5, 1.2, 0.5], 0)
     array([-1.  ,  0.85,  0.15])
     """
-    backend = D.foreign(z, target, out)
-    if backend is not None:
-        return backend.sparsemax_loss_grad(
-            z, target, axis, reduction=reduction, ignore_index=ignore_index, out=out,
-            method=method, **_stream_kw(stream),
-        )
-    _no_stream(stream)
-    return _loss(z, target, axis, reduction, ignore_index, method, True, out)[1]
+    return _loss("sparsemax", z, target, axis, reduction, ignore_index, method, None, True,
+                 out, stream)[1]
 
 
 def sparsemax_loss_and_grad(
@@ -459,14 +386,8 @@ def sparsemax_loss_and_grad(
     >>> float(loss), grad
     (3.7225, array([[-1.  ,  0.85,  0.15]]))
     """
-    backend = D.foreign(z, target)
-    if backend is not None:
-        return backend.sparsemax_loss_and_grad(
-            z, target, axis, reduction=reduction, ignore_index=ignore_index, method=method,
-            **_stream_kw(stream),
-        )
-    _no_stream(stream)
-    return _loss(z, target, axis, reduction, ignore_index, method, True, None)
+    return _loss("sparsemax", z, target, axis, reduction, ignore_index, method, None, True,
+                 None, stream)
 
 
 for _f in (sparsemax_loss, sparsemax_loss_grad, sparsemax_loss_and_grad):
@@ -506,24 +427,4 @@ def labels_to_proportions(
     >>> sm.labels_to_proportions([[1, 0, 1, 0]])
     array([[0.5, 0. , 0.5, 0. ]])
     """
-    backend = D.foreign(y)
-    if backend is not None:
-        return backend.labels_to_proportions(y, axis, **_stream_kw(stream))
-    _no_stream(stream)
-    a, dt = D.as_array(y, "y")
-    ax = D.axis_index(axis, a.ndim)
-    batch = a.shape[:ax] + a.shape[ax + 1 :]
-    if a.dtype.kind != "b":
-        off = ~((a == 0) | (a == 1))
-        if off.any():
-            i = np.unravel_index(int(np.flatnonzero(off.ravel())[0]), a.shape)
-            raise ValueError(
-                f"labels must be 0 or 1; y{tuple(map(int, i))} = {a[i]!r}"
-            )
-    s = np.sum(a, axis=ax, keepdims=True, dtype=np.float64)
-    empty = s == 0
-    if empty.any():
-        i = int(np.flatnonzero(empty.ravel())[0])
-        where = np.unravel_index(i, batch) if batch else ()
-        raise ValueError(f"label row at batch position {tuple(map(int, where))} has no label")
-    return (a / s).astype(dt, copy=False)
+    return _proportions(y, axis, stream)

@@ -125,7 +125,7 @@ def _same_file(a, b):
 def _result_dtype(in_dtype, args, name):
     import numpy as np
 
-    from . import _dispatch as D
+    from .. import _checks as D
 
     try:
         dt = D.compute_dtype(np.dtype(in_dtype), name)
@@ -194,7 +194,7 @@ def _apply_npy(args, tmp):
     import numpy as np
 
     import sparsemax_nb as sm
-    from . import _dispatch as D
+    from .. import _checks as D
 
     with open(args.input, "rb") as fin:
         shape, fortran, dtype, offset = _read_npy_header(fin, args.input)
@@ -340,7 +340,7 @@ def _apply_npz(args, tmp):
     import numpy as np
 
     import sparsemax_nb as sm
-    from . import _dispatch as D
+    from .. import _checks as D
 
     try:
         archive = np.load(args.input, allow_pickle=False)

@@ -1,0 +1,523 @@
+"""Linear multi-label classifiers: sparsemax loss and the paper's two baselines.
+
+Martins & Astudillo (2016), section 4.1, compare three linear models on multi-label data,
+each trained with L2 regularisation by L-BFGS:
+
+* :class:`SparsemaxClassifier`: the sparsemax loss against the label proportions
+  ``q = y / sum(y)``; the predicted label set is the support of ``sparsemax(t z)``, with the
+  scale ``t`` tuned by cross-validation on the training set;
+* :class:`SoftmaxClassifier`: the cross-entropy of ``softmax(z)`` against ``q``; labels are
+  those with probability above a threshold tuned by cross-validation;
+* :class:`LogisticClassifier`: one logistic regression per label; labels above a tuned
+  probability threshold, proportions by normalising the label probabilities.
+
+All three are scikit-learn estimators (scikit-learn and scipy: ``pip install
+sparsemax_nb[ml]``). ``Y`` may be a 0/1 indicator matrix, a matrix of proportions (rows on
+the simplex), or a 1-D vector of class labels (ordinary multiclass classification, where the
+prediction is the arg max).
+
+Gradients are written by hand (no autodiff): with scores ``Z = X W + b`` and ``G = dL/dZ``
+(for sparsemax ``G = (sparsemax(Z) - Q) / n`` from :func:`sparsemax_nb.sparsemax_loss_and_grad`),
+``dL/dW = X^T G + alpha W`` and ``dL/db = sum_i G_i``.
+"""
+
+import warnings
+
+import numpy as np
+
+try:
+    import scipy.sparse as _sp
+    from scipy.optimize import minimize as _minimize
+    from sklearn.base import BaseEstimator, ClassifierMixin, clone
+    from sklearn.exceptions import DataConversionWarning
+    from sklearn.model_selection import KFold
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
+    from threadpoolctl import threadpool_limits as _threadpool_limits
+except ImportError as e:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "sparsemax_nb.multilabel needs scikit-learn and scipy: pip install 'sparsemax_nb[ml]'"
+    ) from e
+
+from ..api import labels_to_proportions, sparsemax, sparsemax_loss_and_grad
+from .datasets import macro_f1, micro_f1
+
+__all__ = ["SparsemaxClassifier", "SoftmaxClassifier", "LogisticClassifier"]
+
+
+def _log_softmax(Z):
+    m = np.max(Z, axis=1, keepdims=True)
+    S = Z - m
+    return S - np.log(np.sum(np.exp(S), axis=1, keepdims=True))
+
+
+def _sigmoid(Z):
+    # exp of a non-positive number only: no overflow warnings for large |z|.
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _at_least_one(labels, Z):
+    """Add each row's arg max to an empty predicted label set (every document has a label)."""
+    empty = ~labels.any(axis=1)
+    if empty.any():
+        labels[np.flatnonzero(empty), np.argmax(Z[empty], axis=1)] = True
+    return labels
+
+
+class _LinearMultilabel(ClassifierMixin, BaseEstimator):
+    """Shared fitting code: a linear model ``Z = X W + b`` trained by L-BFGS-B."""
+
+    _cv_param = None  # name of the parameter tuned by cross-validation ("scale", "threshold")
+    _skips_unlabelled = True  # rows of y with no label have no proportions
+    _cv_grid = ()
+
+    # ------------------------------------------------------------------ targets
+    def _encode_targets(self, y):
+        """Turn ``y`` into ``(Q, Ybin)`` and remember the kind of target."""
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected; it is treated "
+                "as class labels (use a 2-D indicator matrix with several columns for "
+                "multi-label data).",
+                DataConversionWarning,
+                stacklevel=3,
+            )
+            y = y.ravel()
+        if y.ndim == 1:
+            check_classification_targets(y)
+            self.classes_, idx = np.unique(y, return_inverse=True)
+            if self.classes_.size < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs at least 2 classes in y; got "
+                    f"{self.classes_.size} class"
+                )
+            Q = np.zeros((y.shape[0], self.classes_.size))
+            Q[np.arange(y.shape[0]), idx] = 1.0
+            self._multilabel = False
+            return Q, Q > 0
+        if y.ndim != 2:
+            raise ValueError(f"y must be 1-D class labels or a 2-D (n, K) matrix; got {y.ndim}-D")
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"a 2-D y must hold 0/1 labels or proportions; got dtype {y.dtype}")
+        yf = y.astype(np.float64)
+        if not np.isfinite(yf).all():
+            raise ValueError("y holds NaN or infinity")
+        if y.shape[1] < 2:
+            raise ValueError("a 2-D y needs at least 2 label columns")
+        self._multilabel = True
+        self.classes_ = np.arange(y.shape[1])
+        if np.isin(yf, (0.0, 1.0)).all():
+            # A row with no label has no proportions: the sparsemax and softmax losses skip
+            # it (the logistic loss uses it: all labels negative).
+            Q = np.zeros_like(yf)
+            lab = yf.any(axis=1)
+            if self._skips_unlabelled and not lab.any():
+                raise ValueError("every row of y is empty: no label to learn proportions from")
+            Q[lab] = labels_to_proportions(yf[lab])
+            return Q, yf > 0
+        if (yf < 0).any() or not np.allclose(yf.sum(axis=1), 1.0, atol=1e-6 * y.shape[1]):
+            raise ValueError(
+                "a 2-D y must be a 0/1 label matrix or proportions (non-negative rows summing to 1)"
+            )
+        return yf, yf > 0
+
+    # ------------------------------------------------------------------ fitting
+    def _objective(self, X, Q, Ybin):
+        """Return ``f(w) -> (value, gradient)`` for the flattened ``[W; b]``."""
+        n, d = X.shape
+        K = Q.shape[1]
+        alpha = float(self.alpha)
+        fit_b = bool(self.fit_intercept)
+
+        lab = Ybin.any(axis=1)
+        skip = self._skips_unlabelled and not lab.all()
+
+        def f(w):
+            W = w[: d * K].reshape(d, K)
+            b = w[d * K :] if fit_b else 0.0
+            Z = np.asarray(X @ W) + b
+            if skip:  # the mean runs over the labelled rows; the others get no gradient
+                loss, G_lab = self._loss_grad(Z[lab], Q[lab], Ybin[lab])
+                G = np.zeros_like(Z)
+                G[lab] = G_lab
+            else:
+                loss, G = self._loss_grad(Z, Q, Ybin)
+            gW = np.asarray(X.T @ G) + alpha * W  # chain rule: dL/dW = X^T dL/dZ
+            val = float(loss) + 0.5 * alpha * float(np.vdot(W, W))
+            if fit_b:
+                return val, np.concatenate([gW.ravel(), G.sum(axis=0)])
+            return val, gW.ravel()
+
+        return f
+
+    def _fit_weights(self, X, Q, Ybin):
+        n, d = X.shape
+        K = Q.shape[1]
+        w0 = np.zeros(d * K + (K if self.fit_intercept else 0))
+        # L-BFGS-B makes many small level-1 BLAS calls per iteration; a multi-threaded
+        # OpenBLAS spends more time waking its threads than computing (measured 30x slower
+        # on a busy 2-core machine), so BLAS runs single-threaded during the fit.
+        with _threadpool_limits(limits=1, user_api="blas"):
+            res = _minimize(
+                self._objective(X, Q, Ybin),
+                w0,
+                method="L-BFGS-B",
+                jac=True,
+                options={"maxiter": int(self.max_iter), "gtol": float(self.tol), "ftol": 1e-12},
+            )
+        self.n_iter_ = int(res.nit)
+        self.coef_ = res.x[: d * K].reshape(d, K).T.copy()  # (K, d), as scikit-learn
+        self.intercept_ = res.x[d * K :].copy() if self.fit_intercept else np.zeros(K)
+
+    def _check_params(self):
+        if not (np.isfinite(self.alpha) and self.alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0; got {self.alpha!r}")
+        if int(self.max_iter) < 1:
+            raise ValueError(f"max_iter must be >= 1; got {self.max_iter!r}")
+        v = getattr(self, self._cv_param)
+        if not (isinstance(v, str) and v == "cv"):
+            try:
+                ok = np.isfinite(float(v)) and float(v) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"{self._cv_param} must be 'cv' or a number > 0; got {v!r}")
+
+    def fit(self, X, y):
+        """Fit the linear model, then (for multi-label ``y``) tune the label rule by CV.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_samples, n_features)
+        y : array_like
+            Shape (n_samples, K): 0/1 label indicators (turned into proportions
+            ``y / sum(y)``; the sparsemax and softmax losses skip rows with no label, the
+            logistic loss uses them) or proportions; or shape (n_samples,): class labels
+            (multiclass).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X, y = validate_data(
+            self, X, y, accept_sparse=("csr", "csc"), multi_output=True, dtype=np.float64,
+            y_numeric=False,
+        )
+        Q, Ybin = self._encode_targets(y)
+        self._fit_weights(X, Q, Ybin)
+        v = getattr(self, self._cv_param)
+        if isinstance(v, str):
+            v = self._tune(X, y) if self._multilabel else self._default_rule()
+        setattr(self, self._cv_param + "_", float(v))
+        return self
+
+    def _tune(self, X, y):
+        """Pick the label rule's parameter by K-fold CV on the training set (micro F1)."""
+        n = X.shape[0]
+        n_splits = min(int(self.cv), n)
+        if n_splits < 2:
+            return self._default_rule()
+        Z = np.empty((n, np.asarray(y).shape[1]))
+        inner = clone(self).set_params(**{self._cv_param: self._default_rule()})
+        for tr, te in KFold(n_splits, shuffle=True, random_state=self.random_state).split(X):
+            est = clone(inner).fit(X[tr], y[tr])
+            Z[te] = est.decision_function(X[te])
+        Ytrue = np.asarray(y) > 0
+        best, best_score = self._default_rule(), -1.0
+        for v in self._cv_grid:
+            pred = self._labels_from_scores(Z, float(v))
+            s = micro_f1(Ytrue, pred) + 1e-9 * macro_f1(Ytrue, pred)  # ties: macro F1
+            if s > best_score:
+                best, best_score = float(v), s
+        self.cv_score_ = best_score
+        return best
+
+    # ------------------------------------------------------------------ prediction
+    def decision_function(self, X):
+        """Linear scores ``z = X W^T + b``.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n_samples, K); for binary class-label ``y``, shape (n_samples,) holding
+            ``z_1 - z_0`` (positive: the second class).
+        """
+        check_is_fitted(self, "coef_")
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=np.float64, reset=False)
+        Z = np.asarray(X @ self.coef_.T) + self.intercept_
+        if not self._multilabel and Z.shape[1] == 2:
+            return Z[:, 1] - Z[:, 0]
+        return Z
+
+    def _scores(self, X):
+        Z = self.decision_function(X)
+        if Z.ndim == 1:
+            Z = np.column_stack([np.zeros_like(Z), Z])
+        return Z
+
+    def predict(self, X):
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray
+            Multi-label ``y``: an (n_samples, K) 0/1 int matrix (see the class's label rule).
+            Class-label ``y``: the class of largest score, shape (n_samples,).
+        """
+        Z = self._scores(X)
+        if not self._multilabel:
+            return self.classes_[np.argmax(Z, axis=1)]
+        v = getattr(self, self._cv_param + "_")
+        return self._labels_from_scores(Z, v).astype(np.int64)
+
+    def predict_proba(self, X):
+        """Predicted proportions (multi-label) or class probabilities (multiclass).
+
+        Parameters
+        ----------
+        X : array_like or scipy.sparse matrix, shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, K)
+            Rows on the simplex.
+        """
+        return self._proba(self._scores(X))
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy: subset accuracy for multi-label ``y`` (proportions count as their support).
+
+        Parameters
+        ----------
+        X : array_like, shape (n_samples, n_features)
+        y : array_like
+            As for :meth:`fit`.
+        sample_weight : array_like, optional
+
+        Returns
+        -------
+        float
+        """
+        from sklearn.metrics import accuracy_score
+
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            y = (y > 0).astype(np.int64)
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = True
+        tags.target_tags.multi_output = True
+        return tags
+
+
+class SparsemaxClassifier(_LinearMultilabel):
+    """Linear multi-label classifier trained with the sparsemax loss (Martins & Astudillo 2016).
+
+    Minimises ``mean_i L_sparsemax(W x_i + b; q_i) + alpha/2 ||W||^2`` by L-BFGS-B, with
+    ``q_i = y_i / sum(y_i)``. ``predict_proba`` gives ``sparsemax(z)`` (the proportions the
+    loss was fitted to), ``predict`` the support of ``sparsemax(scale_ * z)``.
+
+    Parameters
+    ----------
+    alpha : float, optional
+        L2 regularisation strength on ``W`` (not on ``b``).
+    scale : "cv" or float, optional
+        ``t`` in ``support(sparsemax(t z))``: ``"cv"`` (default) picks it from a grid by
+        ``cv``-fold cross-validation on the training set (micro F1); larger ``t`` predicts
+        fewer labels.
+    cv : int, optional
+        Number of folds for the tuning.
+    fit_intercept : bool, optional
+    max_iter : int, optional
+        L-BFGS-B iterations.
+    tol : float, optional
+        L-BFGS-B projected-gradient tolerance.
+    random_state : int, optional
+        Seed of the CV fold shuffle.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (K, n_features)
+    intercept_ : ndarray of shape (K,)
+    scale_ : float
+        The scale used by :meth:`predict`.
+    classes_ : ndarray
+        Label indices (multi-label) or the class labels (multiclass).
+    n_iter_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparsemax_nb.apps.multilabel import SparsemaxClassifier
+    >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]] * 10)
+    >>> Y = np.array([[1, 0], [0, 1], [1, 1]] * 10)
+    >>> clf = SparsemaxClassifier(alpha=1e-4, scale=2.0).fit(X, Y)
+    >>> clf.predict(X[:3])
+    array([[1, 0],
+           [0, 1],
+           [1, 1]])
+    >>> np.count_nonzero(clf.predict_proba(X[:3]), axis=1)  # support of sparsemax(z), t = 1
+    array([2, 2, 2])
+
+    With L2 regularisation the fitted scores stop just short of the margin (a one-hot
+    target needs ``z_k - z_j >= 1``), so ``sparsemax(z)`` keeps small weights on wrong
+    labels; a scale ``t > 1`` (tuned by ``scale="cv"``) removes them from the label set.
+    """
+
+    _cv_param = "scale"
+    _cv_grid = tuple(np.geomspace(0.25, 8.0, 16))
+
+    def __init__(
+        self, alpha=1e-3, *, scale="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
+        random_state=0,
+    ):
+        self.alpha = alpha
+        self.scale = scale
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _default_rule(self):
+        return 1.0
+
+    def _loss_grad(self, Z, Q, Ybin):
+        return sparsemax_loss_and_grad(Z, Q, reduction="mean")
+
+    def _labels_from_scores(self, Z, t):
+        return sparsemax(t * Z) > 0  # sparsemax's support is never empty
+
+    def _proba(self, Z):
+        return sparsemax(Z)
+
+
+class SoftmaxClassifier(_LinearMultilabel):
+    """Linear multi-label baseline: softmax cross-entropy against the label proportions.
+
+    Minimises ``mean_i -q_i . log softmax(W x_i + b) + alpha/2 ||W||^2``; ``predict_proba``
+    gives ``softmax(z)``, ``predict`` the labels with probability above ``threshold_``
+    (at least the most probable label).
+
+    Parameters
+    ----------
+    alpha : float, optional
+        L2 regularisation strength on ``W``.
+    threshold : "cv" or float, optional
+        Probability threshold; ``"cv"`` (default) tunes it by cross-validation (micro F1).
+    cv, fit_intercept, max_iter, tol, random_state
+        As for :class:`SparsemaxClassifier`.
+
+    Attributes
+    ----------
+    coef_, intercept_, classes_, n_iter_
+        As for :class:`SparsemaxClassifier`.
+    threshold_ : float
+    """
+
+    _cv_param = "threshold"
+    _cv_grid = tuple(np.round(np.arange(0.02, 0.62, 0.02), 2))
+
+    def __init__(
+        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
+        random_state=0,
+    ):
+        self.alpha = alpha
+        self.threshold = threshold
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _default_rule(self):
+        return 0.5
+
+    def _loss_grad(self, Z, Q, Ybin):
+        n = Z.shape[0]
+        logp = _log_softmax(Z)
+        # q log p with q = 0 contributes 0 (never 0 * -inf: logp is finite here).
+        loss = -np.sum(Q * logp) / n
+        return loss, (np.exp(logp) - Q) / n
+
+    def _labels_from_scores(self, Z, thr):
+        return _at_least_one(np.exp(_log_softmax(Z)) > thr, Z)
+
+    def _proba(self, Z):
+        return np.exp(_log_softmax(Z))
+
+
+class LogisticClassifier(_LinearMultilabel):
+    """Linear multi-label baseline: one L2-regularised logistic regression per label.
+
+    Minimises ``mean_i sum_k BCE(sigmoid(z_ik), y_ik) + alpha/2 ||W||^2`` (the labels are the
+    support of ``y``); ``predict`` gives the labels with probability above ``threshold_`` (at
+    least the most probable label), ``predict_proba`` the label probabilities normalised to
+    sum to 1 (the proportions used for the MSE and JS divergence; for class-label ``y`` the
+    same normalisation gives class probabilities).
+
+    Parameters
+    ----------
+    alpha : float, optional
+        L2 regularisation strength on ``W``.
+    threshold : "cv" or float, optional
+        Probability threshold for each label; ``"cv"`` (default) tunes one threshold shared
+        by all labels by cross-validation (micro F1).
+    cv, fit_intercept, max_iter, tol, random_state
+        As for :class:`SparsemaxClassifier`.
+
+    Attributes
+    ----------
+    coef_, intercept_, classes_, n_iter_
+        As for :class:`SparsemaxClassifier`.
+    threshold_ : float
+    """
+
+    _cv_param = "threshold"
+    _cv_grid = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
+    _skips_unlabelled = False
+
+    def __init__(
+        self, alpha=1e-3, *, threshold="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
+        random_state=0,
+    ):
+        self.alpha = alpha
+        self.threshold = threshold
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    def _default_rule(self):
+        return 0.5
+
+    def _loss_grad(self, Z, Q, Ybin):
+        n = Z.shape[0]
+        Yf = Ybin.astype(np.float64)
+        # BCE = log(1 + e^z) - y z, with log(1 + e^z) = max(z, 0) + log1p(e^-|z|) (stable).
+        loss = np.sum(np.maximum(Z, 0) + np.log1p(np.exp(-np.abs(Z))) - Yf * Z) / n
+        return loss, (_sigmoid(Z) - Yf) / n
+
+    def _labels_from_scores(self, Z, thr):
+        return _at_least_one(_sigmoid(Z) > thr, Z)
+
+    def _proba(self, Z):
+        P = _sigmoid(Z)
+        # Every sigmoid is > 0 in exact arithmetic; guard the sum against underflow.
+        s = P.sum(axis=1, keepdims=True)
+        return P / np.where(s > 0, s, 1.0)

@@ -1,0 +1,551 @@
+"""Sparsemax (Martins & Astudillo, ICML 2016): the maths, as ``@njit`` row functions.
+
+``sparsemax(z) = max(z - tau, 0)`` with ``tau`` such that the row sums to 1; the support is
+``S = {i : z_i > tau}``, ``k = |S|`` and ``tau = (sum_S z - 1) / k``. The Jacobian is
+``diag(s) - s s^T / k`` and the loss ``L(z; q) = 1/2 ||p - q||^2 + sum_{j not in S} q_j (tau - z_j)``
+(docs/contract.md has the maths and the rules these functions follow).
+
+This module is backend-free: every backend (the CPU drivers, the gufuncs, the ``@njit``
+overloads, the attention kernels) calls the interface functions at the end, with the
+signatures every mapping shares (see :mod:`sparsemax_nb.mappings`).
+
+Numerical choices
+-----------------
+* Each row is shifted by its maximum ``m`` (:func:`~sparsemax_nb.mappings._rows.row_max`).
+* All sums accumulate in float64, whatever the input dtype.
+* Only entries with ``d = z - m > -1`` can be in the support (``p_max <= 1`` gives
+  ``tau >= m - 1``), so the thresholds work on those candidates.
+* ``tau`` is always finished by the exact support formula ``tau = (sum_S d - 1) / k``.
+"""
+
+import numpy as np
+from numba import njit
+
+from .._checks import SORT
+from ._rows import JIT, JIT_SUMS, cast_like, max_bad, row_max
+
+NAME = "sparsemax"
+# Float64 scratch entries a row of K needs, per entry.
+SCRATCH = 1
+# Rows the parallel backends may split between threads: the Newton passes of _tau_newton
+# run block by block (see the CPU backend's "big" driver and the hooks it calls here).
+BIG_ROWS = True
+
+
+@njit(**JIT_SUMS)
+def sum_above(z, m, t):
+    """``(sum, count)`` of ``d = z - m`` over the entries with ``d > t``.
+
+    ``m`` and ``t`` come in the dtype of ``z`` and so does the arithmetic: one vectorised
+    pass, eight float32 lanes a register for float32 rows (``reassoc`` lets the sum use
+    several lanes). The sum only steers the search; the final tau comes from
+    :func:`sum_above_f64`. It gives ``f(t) = sum (d - t)_+ - 1`` and its slope.
+    """
+    K = z.shape[0]
+    if K > 1 << 24:
+        # Beyond 2^24 a float32 count could round: count in int64, sum in float64.
+        s64 = 0.0
+        k = 0
+        for i in range(K):
+            d = z[i] - m
+            keep = d > t
+            s64 += np.float64(d) if keep else 0.0
+            k += keep
+        return s64, k
+    zero = t - t
+    one = zero + 1
+    s = zero
+    c = zero  # counting in the row's dtype keeps every lane 32-bit for float32 rows
+    for i in range(K):
+        d = z[i] - m
+        keep = d > t
+        s += d if keep else zero
+        c += one if keep else zero
+    return np.float64(s), int(c)
+
+
+@njit(**JIT_SUMS)
+def sum_above_f64(z, m, t):
+    """The float64 sum of ``d = z - m`` over the entries with ``d > t`` (``d`` compared in
+    the dtype of ``z``, as in :func:`sum_above`, so both passes see the same set)."""
+    s = 0.0
+    for i in range(z.shape[0]):
+        d = z[i] - m
+        s += np.float64(z[i]) - np.float64(m) if d > t else 0.0
+    return s
+
+
+@njit(**JIT)
+def gather_sparse(z, m, t, buf):
+    """Copy ``d = z - m`` (float64) of the entries with ``d > t`` into ``buf``.
+
+    ``m`` and ``t`` are in the row's dtype and the test is made in it, as in
+    :func:`sum_above`. Made for few candidates: blocks of 64 are tested with vectorised
+    compares and only a block holding a candidate is copied entry by entry (64 measured
+    faster than 16 or 32 on sparse rows).
+    """
+    B = 64
+    K = z.shape[0]
+    mf = np.float64(m)
+    n = 0
+    for b in range(0, K - K % B, B):
+        hit = False
+        for j in range(b, b + B):
+            hit |= z[j] - m > t
+        if hit:
+            for j in range(b, b + B):
+                if z[j] - m > t:
+                    buf[n] = np.float64(z[j]) - mf
+                    n += 1
+    for j in range(K - K % B, K):
+        if z[j] - m > t:
+            buf[n] = np.float64(z[j]) - mf
+            n += 1
+    return n
+
+
+@njit(**JIT)
+def _gather(z, m, t, buf):
+    """Copy ``d = z - m`` of the entries with ``d > t`` into ``buf``; return their count."""
+    n = 0
+    for i in range(z.shape[0]):
+        d = np.float64(z[i]) - m
+        # Branch-free stream compaction: always write, advance only for a candidate.
+        buf[n] = d
+        n += d > t
+    return n
+
+
+@njit(**JIT)
+def _tau_sort(buf, n):
+    """Sort-based threshold of Martins & Astudillo (2016), eq. (4), on ``buf[:n]``.
+
+    Returns ``(tau, k)`` in shifted coordinates. The candidates are sorted ascending and
+    scanned from the top: ``k`` is the last index with ``1 + k d_(k) > sum_{j<=k} d_(j)``;
+    the set of indices meeting the test is a prefix, so the scan stops at the first miss.
+    """
+    c = buf[:n]
+    c.sort()
+    cs = 0.0
+    s = 0.0
+    k = 0
+    for j in range(1, n + 1):
+        x = c[n - j]
+        cs += x
+        if 1.0 + j * x > cs:
+            k = j
+            s = cs
+        else:
+            break
+    return (s - 1.0) / k, k
+
+
+@njit(**JIT)
+def _insertion_sort(a, lo, hi):
+    for i in range(lo + 1, hi):
+        x = a[i]
+        j = i - 1
+        while j >= lo and a[j] > x:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = x
+
+
+@njit(**JIT)
+def _partition3(a, lo, hi, v):
+    """Dutch-flag partition of ``a[lo:hi]`` into ``[> v | == v | < v]``.
+
+    Returns ``(n_gt, n_eq, sum_gt)``.
+    """
+    i = lo  # a[lo:i] > v
+    j = lo  # a[i:j] == v
+    t = hi  # a[t:hi] < v
+    s = 0.0
+    while j < t:
+        x = a[j]
+        if x > v:
+            a[j] = a[i]
+            a[i] = x
+            s += x
+            i += 1
+            j += 1
+        elif x < v:
+            t -= 1
+            a[j] = a[t]
+            a[t] = x
+        else:
+            j += 1
+    return i - lo, j - i, s
+
+
+@njit(**JIT)
+def _kth_largest(a, lo, hi, k):
+    """Value of the ``k``-th largest (0-based) of ``a[lo:hi]``, reordering it in place.
+
+    Median-of-medians pivots (groups of five): O(hi - lo) in the worst case.
+    """
+    while True:
+        n = hi - lo
+        if n <= 16:
+            _insertion_sort(a, lo, hi)
+            return a[hi - 1 - k]
+        ng = n // 5
+        for g in range(ng):
+            b = lo + 5 * g
+            _insertion_sort(a, b, b + 5)
+            x = a[b + 2]
+            a[b + 2] = a[lo + g]
+            a[lo + g] = x
+        v = _kth_largest(a, lo, lo + ng, ng // 2)
+        n_gt, n_eq, _ = _partition3(a, lo, hi, v)
+        if k < n_gt:
+            hi = lo + n_gt
+        elif k < n_gt + n_eq:
+            return v
+        else:
+            k -= n_gt + n_eq
+            lo += n_gt + n_eq
+
+
+@njit(**JIT)
+def _support_pivot(a, n):
+    """Support sum and size of ``a[:n]`` by pivoting, O(n) in the worst case.
+
+    Invariant: every entry already counted in ``(s, k)`` is in the support and larger than
+    every entry of the active range ``a[lo:hi]``, which is larger than every discarded one.
+    A pivot ``v`` is in the support iff ``1 + c v > sum`` over the ``c`` entries ``>= v``
+    (ties at ``v`` are all in or all out). A median-of-three pivot is used while the active
+    range shrinks to at most 3/4 per step; after a worse step the next pivot is the exact
+    median (median of medians), so the range at least halves every two steps.
+    """
+    lo = 0
+    hi = n
+    s = 0.0
+    k = 0
+    exact = False
+    while hi > lo:
+        size = hi - lo
+        if exact:
+            v = _kth_largest(a, lo, hi, size // 2)
+        else:
+            x = a[lo]
+            y = a[lo + size // 2]
+            z = a[hi - 1]
+            v = max(min(x, y), min(max(x, y), z))
+        n_gt, n_eq, s_gt = _partition3(a, lo, hi, v)
+        c = k + n_gt + n_eq
+        sc = s + s_gt + n_eq * v
+        if 1.0 + c * v > sc:
+            k = c
+            s = sc
+            lo += n_gt + n_eq
+        else:
+            hi = lo + n_gt
+        exact = 4 * (hi - lo) > 3 * size
+    return s, k
+
+
+@njit(**JIT)
+def tau_select(buf, n):
+    """Linear-time threshold on ``buf[:n]``; returns ``(tau, k)`` in shifted coordinates.
+
+    Michelot's fixed point: ``tau = (sum_C d - 1) / |C|`` over a superset ``C`` of the
+    support never exceeds the true tau, so entries ``<= tau`` can be dropped and the step
+    repeated until nothing moves. It usually ends in a few passes, but can drop a single
+    entry per pass (for example ``d_i = -2^-i``), so it runs within a budget of ``4 n``
+    entry visits; what is left then goes to :func:`_support_pivot`, linear in the worst case.
+    """
+    k = n
+    s = 0.0
+    for i in range(n):
+        s += buf[i]
+    budget = 4 * n + 64
+    while True:
+        tau = (s - 1.0) / k
+        j = 0
+        s2 = 0.0
+        for i in range(k):
+            x = buf[i]
+            keep = x > tau
+            buf[j] = x
+            j += keep
+            s2 += x if keep else 0.0
+        if j == k:
+            return (s2 - 1.0) / k, k
+        budget -= k
+        k = j
+        s = s2
+        if budget < 0:
+            s, k = _support_pivot(buf, k)
+            return (s - 1.0) / k, k
+
+
+# Full passes Newton may make before the rest of a row goes to the linear-time finish.
+NEWTON_PASSES = 12
+
+
+@njit(**JIT)
+def _tau_newton(z, m, buf):
+    """Linear-time threshold of one row (shifted by its max ``m``): ``(tau, k)``.
+
+    Newton's method on the convex, decreasing, piecewise-linear ``f(t) = sum (d - t)_+ - 1``
+    from ``t = -1 <= tau``: ``t <- (sum_{d > t} d - 1) / #{d > t}``. From the left it rises
+    monotonically and stops exactly, in a few passes on most rows (this is Michelot's
+    algorithm without moving any data); each pass is one vectorised read of a row that
+    stays in cache, in the row's own precision. The step is exact when a pass no longer
+    changes the count; for float32 rows tau is then recomputed in float64 over that
+    support. Once at most K/8 entries lie above ``t``, or after NEWTON_PASSES passes (for
+    example an evenly spaced row with K = 10^5), the entries above ``t`` are copied out
+    and :func:`tau_select` finishes on them, O(K) in the worst case.
+    """
+    mw = cast_like(m, z)  # exact: m is one of the row's entries
+    t = cast_like(-1.0, z)
+    K = z.shape[0]
+    s, k = sum_above(z, mw, t)
+    for _ in range(NEWTON_PASSES):
+        if 8 * k <= K:
+            break  # few candidates left: finish on them
+        t = cast_like((s - 1.0) / k, z)
+        s2, k2 = sum_above(z, mw, t)
+        if k2 == k:
+            # The support at t is the one t was computed from, so t is exact but for
+            # the rounding of the pass; recompute it in float64 for float32 rows.
+            if z.itemsize == 8:
+                return (s2 - 1.0) / k, k
+            return (sum_above_f64(z, mw, t) - 1.0) / k, k
+        if k2 > k:
+            break  # the count can only grow as rounding at the fixed point
+        s = s2
+        k = k2
+    n = gather_sparse(z, mw, t, buf)
+    return tau_select(buf, n)
+
+
+@njit(**JIT)
+def _tau_small(z, m, buf):
+    """Sort-based threshold for a short row: insertion sort of ``d = z - m``, then the
+    closed form. O(K^2) but with no call or loop set-up, which is what short rows cost."""
+    for i in range(z.shape[0]):
+        _insert_desc(buf, i, np.float64(z[i]) - m)
+    return _scan_desc(buf, z.shape[0])
+
+
+@njit(**JIT)
+def _insert_desc(buf, i, x):
+    """Insert ``x`` into the descending ``buf[:i]``."""
+    j = i - 1
+    while j >= 0 and buf[j] < x:
+        buf[j + 1] = buf[j]
+        j -= 1
+    buf[j + 1] = x
+
+
+@njit(**JIT)
+def _scan_desc(buf, n):
+    """``(tau, k)`` from the descending ``buf[:n]`` by the paper's closed form."""
+    cs = 0.0
+    s = 0.0
+    k = 0
+    for j in range(n):
+        cs += buf[j]
+        if 1.0 + (j + 1) * buf[j] > cs:
+            k = j + 1
+            s = cs
+        else:
+            break
+    return (s - 1.0) / k, k
+
+
+@njit(**JIT)
+def _small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p):
+    """Rows ``lo:hi`` of a short-row array, indexed in 2-D: no row views, whose reference
+    counting costs more than the work on a row of a few entries. Same rules and results
+    as _row_threshold + _row_write. ``tau_out``/``k_out`` may be empty (not wanted)."""
+    K = z.shape[1]
+    want_tau = tau_out.shape[0] > 0
+    for r in range(lo, hi):
+        m = -np.inf
+        bad = False
+        for i in range(K):
+            x = np.float64(z[r, i])
+            bad |= not x < np.inf  # NaN or +inf
+            m = x if x > m else m
+        if bad or m == -np.inf:
+            if want_tau:
+                tau_out[r] = np.nan
+                k_out[r] = 0
+            if want_p:
+                for i in range(K):
+                    p[r, i] = np.nan
+            continue
+        for i in range(K):
+            _insert_desc(buf, i, np.float64(z[r, i]) - m)
+        tau, k = _scan_desc(buf, K)
+        if want_tau:
+            tau_out[r] = m + tau
+            k_out[r] = k
+        if want_p:
+            # As _row_write: in the row's dtype.
+            mw = cast_like(m, z)
+            tw = cast_like(tau, z)
+            zero = tw - tw
+            for i in range(K):
+                p[r, i] = max((z[r, i] - mw) - tw, zero)
+
+
+# Rows up to this long take _tau_small whatever the method, and the row drivers index them
+# in 2-D (_small_rows). Serial thread time per (2^20 / K, K) float32 array, in copyto units,
+# before -> after: K=4 101 -> 31, K=8 68 -> 40, K=16 32 -> 37.
+SMALL_K = 8
+
+
+@njit(**JIT)
+def _row_threshold(z, buf, method):
+    """``(m, tau_shifted, k)`` for one row; ``k == 0`` marks a row of NaN."""
+    m = row_max(z)
+    if m != m:
+        return m, np.nan, 0
+    if z.shape[0] <= SMALL_K:
+        tau, k = _tau_small(z, m, buf)
+    elif method == SORT:
+        n = _gather(z, m, -1.0, buf)
+        tau, k = _tau_sort(buf, n)
+    else:
+        tau, k = _tau_newton(z, m, buf)
+    return m, tau, k
+
+
+@njit(**JIT)
+def _row_write(z, p, m, tau, k):
+    if k == 0:
+        for i in range(z.shape[0]):
+            p[i] = np.nan
+        return
+    # (z - m) - tau rather than z - (m + tau): exact for huge rows, see module notes.
+    # In the row's dtype: for float32, z - m is exact near the top (Sterbenz) and tau is
+    # in [-1, 0], so p is within 1.5 float32 ulps of the float64 value.
+    mw = cast_like(m, z)
+    tw = cast_like(tau, z)
+    zero = tw - tw
+    for i in range(z.shape[0]):
+        p[i] = max((z[i] - mw) - tw, zero)
+
+
+@njit(**JIT_SUMS)
+def _support_sum(p, v):
+    """``(sum of v over p > 0 in float64, that count, whether p holds a NaN)``."""
+    s = 0.0
+    c = 0.0
+    nan = False
+    for j in range(p.shape[0]):
+        on = p[j] > 0
+        s += np.float64(v[j]) if on else 0.0
+        c += 1.0 if on else 0.0
+        nan |= p[j] != p[j]
+    return s, int(c), nan
+
+
+@njit(**JIT)
+def _row_jvp(p, v, out):
+    """``J(p) v = s * (v - mean_S v)`` for one row; NaN if ``p`` has a NaN or no support."""
+    s, k, nan = _support_sum(p, v)
+    if nan or k == 0:
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    mean = cast_like(s / k, out)
+    zero = mean - mean
+    for j in range(p.shape[0]):
+        out[j] = v[j] - mean if p[j] > 0 else zero
+
+
+
+# --------------------------------------------------------------------------- the interface
+# Every mapping module defines these, with these signatures. ``theta`` is the mapping's
+# parameter for this row (sparsemax has none and ignores it); ``(m, tau, k)`` is the row
+# max, the threshold in shifted coordinates and the support size (``k == 0``: a NaN row).
+
+
+@njit(**JIT)
+def threshold(z, buf, method, theta):
+    """``(m, tau_shifted, k)`` for row ``z`` (``buf``: ``SCRATCH * K`` float64)."""
+    return _row_threshold(z, buf, method)
+
+
+@njit(**JIT)
+def tau_of(m, tau, theta):
+    """The threshold in the row's own coordinates."""
+    return m + tau
+
+
+@njit(**JIT)
+def write(z, p, m, tau, k, theta):
+    """``p = max(z - tau, 0)`` (a NaN row when ``k == 0``)."""
+    _row_write(z, p, m, tau, k)
+
+
+@njit(**JIT)
+def jvp(p, v, out, theta):
+    """``J(p) v = s * (v - mean_S v)``."""
+    _row_jvp(p, v, out)
+
+
+@njit(**JIT_SUMS)
+def _loss_label_sum(z, label, m, tau):
+    # Read-only pass: with no store in the loop, its vectorised sum has one lane order
+    # whatever the gradient buffer is, so the loss is the same bits in every call.
+    acc = 0.0
+    for j in range(z.shape[0]):
+        pj = max((np.float64(z[j]) - m) - tau, 0.0)
+        g = pj - 1.0 if j == label else pj
+        acc += g * g
+    return 0.5 * acc
+
+
+@njit(**JIT)
+def loss_label(z, label, m, tau, k, theta, scale, grad, want_grad):
+    """The loss for class ``label`` (``1/2 ||p - e_label||^2`` plus the label's
+    off-support term), and with ``want_grad`` ``grad = scale * (p - e_label)``."""
+    # Read before any write: grad may be z itself (in place).
+    dy = np.float64(z[label]) - m
+    acc = _loss_label_sum(z, label, m, tau)
+    if not dy > tau:
+        acc += tau - dy
+    if want_grad:
+        for j in range(z.shape[0]):
+            pj = max((np.float64(z[j]) - m) - tau, 0.0)
+            grad[j] = (pj - 1.0 if j == label else pj) * scale
+    return acc
+
+
+@njit(**JIT_SUMS)
+def _loss_dist_sum(z, q, m, tau):
+    acc = 0.0
+    off = 0.0
+    for j in range(z.shape[0]):
+        d = np.float64(z[j]) - m
+        pj = max(d - tau, 0.0)
+        qj = np.float64(q[j])
+        g = pj - qj
+        acc += g * g
+        # q_j = 0 terms are skipped by the select: no 0 * inf for a masked entry.
+        off += qj * (tau - d) if (qj != 0.0 and not d > tau) else 0.0
+    return 0.5 * acc + off
+
+
+@njit(**JIT)
+def loss_dist(z, q, m, tau, k, theta, scale, grad, want_grad):
+    """The loss for target distribution ``q``, and with ``want_grad``
+    ``grad = scale * (p - q)``."""
+    acc = _loss_dist_sum(z, q, m, tau)
+    if want_grad:
+        for j in range(z.shape[0]):
+            pj = max((np.float64(z[j]) - m) - tau, 0.0)
+            grad[j] = (pj - np.float64(q[j])) * scale
+    return acc
+
+
+@njit(**JIT)
+def small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p, theta):
+    """Rows ``lo:hi`` of an array of rows of at most ``SMALL_K`` entries."""
+    _small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p)

@@ -1,0 +1,368 @@
+"""Sparsemax as NumPy generalized ufuncs (``numba.guvectorize``).
+
+Each object here is a real :class:`numpy.ufunc` with a core signature, so NumPy's gufunc
+machinery applies: broadcasting of the batch (loop) dimensions, ``out=``, ``axes=`` /
+``axis=``, ``where`` is not available (gufuncs have none), and dtype resolution over the
+loops listed below. That is what ``dask.array`` (``da.apply_gufunc`` or calling the gufunc
+on a Dask array) and ``xarray.apply_ufunc(..., input_core_dims=..., dask="parallelized")``
+expect.
+
+=============================== ===================== ========================================
+gufunc                          signature             outputs
+=============================== ===================== ========================================
+``sparsemax``                   ``(n)->(n)``          ``p``
+``sparsemax_threshold``         ``(n)->(),()``        ``tau``, ``support_size`` (int64)
+``sparsemax_jvp``               ``(n),(n)->(n)``      ``J(p) v``
+``sparsemax_loss``              ``(n),(n)->()``       loss for a target distribution
+``sparsemax_loss_and_grad``     ``(n),(n)->(),(n)``   loss and ``sparsemax(z) - q``
+``sparsemax_loss_label``        ``(n),()->()``        loss for a class index (int64)
+``sparsemax_loss_label_and_grad`` ``(n),()->(),(n)``  loss and ``sparsemax(z) - e_label``
+=============================== ===================== ========================================
+
+The row arithmetic is that of :mod:`sparsemax_nb.mappings.sparsemax` (its row functions
+``threshold``, ``write``, ``jvp`` and the row losses are called here), so results are bitwise equal to the public API called with
+``method="select"`` (the method used here; ``"auto"`` currently picks it too), including
+the non-finite rules of SPEC section 4: a row holding NaN or ``+inf``, or only ``-inf``,
+gives NaN; ``-inf`` entries of other rows give exact zeros.
+
+Dtypes: loops exist for float32 and float64 (each computed in its own dtype, sums in
+float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` also have loops for
+bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
+loop search follows SPEC section 4 (bool and integers give float64, float16 gives
+float32). The loss gufuncs have the float loops only (so int8/int16 scores would be
+computed in float32 there: pass floats). Two float inputs of different precision promote
+to float64 (NumPy's rule; the public loss functions instead use ``z``'s dtype).
+
+What a gufunc cannot do: raise per-row errors. So, where the public API raises, these
+return NaN for the offending row instead: a target row that is negative or does not sum to
+1 (tolerance ``1e-6 * K``), a class index outside ``[0, K)``. There is no ``reduction``:
+reduce the per-row loss yourself (``loss.mean()``), and no ``ignore_index``: mask rows.
+
+The gufuncs are built (compiled, or loaded from Numba's on-disk cache) the first time each
+attribute is used, so ``import sparsemax_nb.gufuncs`` is cheap.
+"""
+
+from typing import Any
+
+import numpy as np
+from numba import guvectorize, njit, types
+from numba.extending import overload
+
+from .. import _checks as C
+from ..mappings import sparsemax as S
+
+__all__ = [
+    "sparsemax",
+    "sparsemax_threshold",
+    "sparsemax_jvp",
+    "sparsemax_loss",
+    "sparsemax_loss_and_grad",
+    "sparsemax_loss_label",
+    "sparsemax_loss_label_and_grad",
+]
+
+_METHOD = C.SELECT
+_JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
+
+# Input types, in the order NumPy searches them (first loop every input casts to safely).
+_INT_IN = ("b1", "i1", "u1", "i2", "u2")
+_FLOAT = ("f4", "f8")
+
+
+def _loops(make, ints=True):
+    """Loop signatures: ``make(in_type, result_type)`` for each input type.
+
+    Every loop is one more compilation on first use, so the loss gufuncs (whose scores
+    are floats in practice) have float loops only.
+    """
+    return [make(t, "f8") for t in (_INT_IN if ints else ())] + [make(t, t) for t in _FLOAT]
+
+
+# --------------------------------------------------------------------------- row helpers
+def _float_row(z):  # pragma: no cover - only its Numba overload runs
+    """``z`` as a C-contiguous float row: itself when it is one, else a (float64) copy."""
+    raise NotImplementedError
+
+
+@overload(_float_row, jit_options={"nogil": True, "error_model": "numpy"})
+def _ol_float_row(z):
+    # Chosen at typing time: integer loops share the float64 row kernels instead of
+    # compiling the threshold machinery once more per integer dtype.
+    # Float rows are typed C-contiguous (a view when they are, else a copy): the CPU row
+    # kernels add with reassociation, so their lane order depends on the layout they are
+    # compiled for, and the public API always hands them C-contiguous rows.
+    if isinstance(z.dtype, types.Float):
+        return lambda z: np.ascontiguousarray(z)
+    return lambda z: z.astype(np.float64)
+
+
+@njit(**_JIT)
+def _has_nan(z):
+    """True if the row holds a NaN, tested with quiet comparisons only.
+
+    NumPy turns the floating-point status flags a ufunc loop leaves into RuntimeWarnings;
+    the ordered (signalling) comparisons of the row kernels raise the "invalid" flag on a
+    NaN, so NaN rows are answered here, before those kernels see them (same result: k = 0).
+    """
+    nan = False
+    for i in range(z.shape[0]):
+        x = z[i]
+        nan |= x != x
+    return nan
+
+
+@njit(**_JIT)
+def _threshold_row(z, method):
+    if _has_nan(z):
+        return np.nan, np.nan, 0
+    buf = np.empty(z.shape[0], np.float64)
+    return S.threshold(z, buf, method, 0.0)
+
+
+@njit(**_JIT)
+def _c_out(x):
+    """A C-contiguous view of output row ``x``, or a scratch copy (see _write_back)."""
+    return np.ascontiguousarray(x)
+
+
+@njit(**_JIT)
+def _write_back(x, xc):
+    if not x.flags.c_contiguous:
+        x[:] = xc
+
+
+@njit(**_JIT)
+def _forward(z, p, method):
+    m, tau, k = _threshold_row(z, method)
+    pc = _c_out(p)
+    S.write(z, pc, m, tau, k, 0.0)
+    _write_back(p, pc)
+
+
+@njit(**_JIT)
+def _threshold(z, tau_out, k_out, method):
+    m, tau, k = _threshold_row(z, method)
+    tau_out[0] = m + tau
+    k_out[0] = k
+
+
+@njit(**_JIT)
+def _jvp(p, v, out):
+    """The row function ``jvp``, NaN rows of ``p`` answered first (see _has_nan)."""
+    if _has_nan(p):
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    oc = _c_out(out)
+    S.jvp(p, v, oc, 0.0)
+    _write_back(out, oc)
+
+
+@njit(**_JIT)
+def _nan_row(loss, grad, want_grad):
+    loss[0] = np.nan
+    if want_grad:
+        for j in range(grad.shape[0]):
+            grad[j] = np.nan
+
+
+@njit(**_JIT)
+def _unmasked(z, m):
+    """A copy of ``z`` with each ``-inf`` replaced by a finite score far below the support.
+
+    The CPU loss kernel evaluates ``q_j * (tau - d_j)`` branch-free and keeps it only where
+    ``q_j != 0``; for a masked entry with ``q_j = 0`` that is ``0 * inf``, which raises the
+    "invalid" flag NumPy reports as a warning. Any ``d_j <= -1`` gives the same ``p_j = 0``,
+    gradient and selected terms (``tau >= -1``), so the kernel's sums are unchanged. The
+    caller restores the one difference: target mass on a masked entry makes the loss +inf.
+    """
+    out = np.empty_like(z)
+    rep = m - 2.0 - 0.5 * abs(m)
+    for j in range(z.shape[0]):
+        x = z[j]
+        out[j] = rep if x == -np.inf else x
+    return out
+
+
+@njit(**_JIT)
+def _loss_dist(z, q, loss, grad, want_grad, scale, method):
+    """As the CPU driver ``_loss_dist_rows`` (same row kernel), plus the API's target check."""
+    K = z.shape[0]
+    # A gufunc cannot raise: an invalid target row gives NaN (the API raises ValueError).
+    if _has_nan(q):
+        _nan_row(loss, grad, want_grad)
+        return
+    qs = 0.0
+    bad = False
+    for j in range(K):
+        qj = np.float64(q[j])
+        bad |= qj < 0
+        qs += qj
+    if bad or not abs(qs - 1.0) <= 1e-6 * K:
+        _nan_row(loss, grad, want_grad)
+        return
+    m, tau, k = _threshold_row(z, method)
+    if k == 0:
+        _nan_row(loss, grad, want_grad)
+        return
+    masked = False
+    mass_on_masked = False
+    for j in range(K):
+        x = z[j] == -np.inf
+        masked |= x
+        mass_on_masked |= x and q[j] != 0
+    gc = _c_out(grad)
+    if masked:
+        zz = _unmasked(z, m)
+        acc = S.loss_dist(zz, q, m, tau, k, 0.0, scale, gc, want_grad)
+    else:
+        acc = S.loss_dist(z, q, m, tau, k, 0.0, scale, gc, want_grad)
+    if want_grad:
+        _write_back(grad, gc)
+    loss[0] = np.inf if mass_on_masked else acc
+
+
+@njit(**_JIT)
+def _loss_label(z, label, loss, grad, want_grad, scale, method):
+    """As the CPU driver ``_loss_labels_rows`` (same row kernel; no ignore_index)."""
+    K = z.shape[0]
+    if label < 0 or label >= K:
+        _nan_row(loss, grad, want_grad)
+        return
+    m, tau, k = _threshold_row(z, method)
+    if k == 0:
+        _nan_row(loss, grad, want_grad)
+        return
+    gc = _c_out(grad)
+    acc = S.loss_label(z, label, m, tau, k, 0.0, scale, gc, want_grad)
+    if want_grad:
+        _write_back(grad, gc)
+    loss[0] = acc
+
+
+# --------------------------------------------------------------------------- gufunc bodies
+def _g_sparsemax(z, p):
+    _forward(_float_row(z), p, _METHOD)
+
+
+def _g_threshold(z, tau, k):
+    _threshold(_float_row(z), tau, k, _METHOD)
+
+
+def _g_jvp(p, v, out):
+    _jvp(_float_row(p), _float_row(v), out)
+
+
+def _g_loss(z, q, loss):
+    _loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD)
+
+
+def _g_loss_and_grad(z, q, loss, grad):
+    _loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD)
+
+
+def _g_loss_label(z, label, loss):
+    _loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD)
+
+
+def _g_loss_label_and_grad(z, label, loss, grad):
+    _loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
+
+
+_SPECS = {
+    "sparsemax": (
+        _g_sparsemax,
+        "(n)->(n)",
+        lambda t, r: f"void({t}[:], {r}[:])",
+    ),
+    "sparsemax_threshold": (
+        _g_threshold,
+        "(n)->(),()",
+        lambda t, r: f"void({t}[:], {r}[:], i8[:])",
+    ),
+    "sparsemax_jvp": (
+        _g_jvp,
+        "(n),(n)->(n)",
+        lambda t, r: f"void({t}[:], {t}[:], {r}[:])",
+    ),
+    "sparsemax_loss": (
+        _g_loss,
+        "(n),(n)->()",
+        lambda t, r: f"void({t}[:], {t}[:], {r}[:])",
+    ),
+    "sparsemax_loss_and_grad": (
+        _g_loss_and_grad,
+        "(n),(n)->(),(n)",
+        lambda t, r: f"void({t}[:], {t}[:], {r}[:], {r}[:])",
+    ),
+    "sparsemax_loss_label": (
+        _g_loss_label,
+        "(n),()->()",
+        lambda t, r: f"void({t}[:], i8, {r}[:])",
+    ),
+    "sparsemax_loss_label_and_grad": (
+        _g_loss_label_and_grad,
+        "(n),()->(),(n)",
+        lambda t, r: f"void({t}[:], i8, {r}[:], {r}[:])",
+    ),
+}
+
+_DOCS = {
+    "sparsemax": """Sparsemax along the core dimension: ``p = max(z - tau, 0)``, summing to 1.
+
+Signature ``(n)->(n)``. See :func:`sparsemax_nb.sparsemax` for the maths and the
+non-finite rules; this gufunc gives the same bits as ``method="select"``.""",
+    "sparsemax_threshold": """``(tau, support_size)`` along the core dimension.
+
+Signature ``(n)->(),()``; ``support_size`` is int64, ``tau`` has the result dtype. A NaN row
+(and ``n = 0``) gives ``tau = NaN`` and size 0, as :func:`sparsemax_nb.sparsemax_threshold`.""",
+    "sparsemax_jvp": """Jacobian-vector product ``J(p) v = s * (v - mean_S v)`` (also the vjp).
+
+Signature ``(n),(n)->(n)``; as :func:`sparsemax_nb.sparsemax_jvp`.""",
+    "sparsemax_loss": """Sparsemax loss for a target distribution per row.
+
+Signature ``(n),(n)->()``. A NaN row of ``z``, or a target row that is negative or does not
+sum to 1 within ``1e-6 * n``, gives NaN (the public function raises instead).""",
+    "sparsemax_loss_and_grad": """Sparsemax loss and its gradient ``sparsemax(z) - q``.
+
+Signature ``(n),(n)->(),(n)``; invalid rows as :data:`sparsemax_loss` (NaN loss and
+gradient).""",
+    "sparsemax_loss_label": """Sparsemax loss for a class index per row (``q = e_label``).
+
+Signature ``(n),()->()``, the index int64 (smaller integers cast safely). An index outside
+``[0, n)`` gives NaN (the public function raises instead).""",
+    "sparsemax_loss_label_and_grad": """Loss and gradient for a class index per row.
+
+Signature ``(n),()->(),(n)``; invalid rows as :data:`sparsemax_loss_label`.""",
+}
+
+_built: dict[str, Any] = {}
+
+
+def _build(name):
+    fn, sig, make = _SPECS[name]
+    ints = not name.startswith("sparsemax_loss")
+    fn.__name__ = name
+    fn.__qualname__ = name
+    fn.__doc__ = _DOCS[name]
+    return guvectorize(_loops(make, ints), sig, nopython=True, cache=True)(fn)
+
+
+def __getattr__(name: str) -> np.ufunc:
+    """Build each gufunc on first use (compile, or load from Numba's disk cache)."""
+    if name in _SPECS:
+        w = _built.get(name)
+        if w is None:
+            # Keep Numba's wrapper referenced: it owns the compiled loops of the ufunc.
+            w = _built[name] = _build(name)
+        # The plain numpy.ufunc: it pickles by name (``sparsemax_nb.gufuncs.<name>``), so
+        # Dask workers rebuild it from the disk cache, and Dask's ``__array_ufunc__``
+        # recognises it as a gufunc.
+        g = w.ufunc
+        globals()[name] = g
+        return g
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_SPECS))
