@@ -27,9 +27,7 @@ from sparsemax_nb.backends import cuda as _gpu  # noqa: E402
 if not cuda.is_available():  # pragma: no cover - NUMBA_ENABLE_CUDASIM=0 without a GPU
     pytest.skip("no CUDA device and the simulator is off", allow_module_level=True)
 
-VECTORS = Path(__file__).resolve().parents[1] / "shared" / "vectors.json"
-if not VECTORS.exists():
-    VECTORS = Path("/work/shared/vectors.json")
+VECTORS = Path(__file__).resolve().parent / "data" / "vectors.json"
 
 RNG = np.random.default_rng(1234)
 

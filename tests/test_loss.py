@@ -9,7 +9,7 @@ import pytest
 import naive
 import sparsemax_nb as sm
 
-VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "vectors.json")))
+VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vectors.json")))
 METHODS = ["sort", "select"]
 
 

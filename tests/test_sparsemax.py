@@ -10,7 +10,7 @@ import naive
 import sparsemax_nb as sm
 
 METHODS = ["sort", "select", "auto"]
-VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "vectors.json")))
+VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "data", "vectors.json")))
 
 
 def _num(x):

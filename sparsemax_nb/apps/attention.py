@@ -17,12 +17,11 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _checks as C
+from .._jit import JIT as _JIT
 from ..backends import _threads
 from ..mappings import sparsemax as _sparsemax
 
 __all__ = ["sparsemax_attention", "sparsemax_attention_vjp"]
-
-_JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------- kernels

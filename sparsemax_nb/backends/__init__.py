@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from .. import _checks
+from . import _threads  # noqa: F401  (registers the fork hooks of the thread policy)
 
 
 def _is_dask(x: Any) -> bool:

@@ -8,7 +8,11 @@ OpenMP aborts in a child forked after the parent ran a parallel region. So:
   serial build in its own thread (all builds release the GIL), so threads never wait on
   each other and never enter the threading layer together;
 * in a child forked after the threading layer started, every call runs serially;
-* small calls run serially: on a busy machine a parallel region waits for every worker.
+* small calls run serially: on a busy machine a parallel region waits for every worker;
+* ``fork()`` waits for a compilation under way in another thread: Numba compiles under one
+  process-wide lock, and a child forked while another thread held it would inherit it held
+  by a thread the child does not have, and hang at its first compilation. The lock is taken
+  around ``fork`` (``os.register_at_fork``) and released on both sides.
 
 Nothing here changes Numba's configuration; the thread count is ``numba.get_num_threads()``.
 """
@@ -45,8 +49,35 @@ def _after_fork_in_child() -> None:
         _serial_only = True
 
 
+def _compiler_lock() -> Any:
+    from numba.core.compiler_lock import global_compiler_lock
+
+    # The RLock itself: its acquire/release carry no event hooks, which must not run
+    # half-way through a fork.
+    return getattr(global_compiler_lock, "_lock", global_compiler_lock)
+
+
+def _before_fork() -> None:
+    _compiler_lock().acquire()
+
+
+def _after_fork_in_parent() -> None:
+    _compiler_lock().release()
+
+
+def _after_fork_in_child_all() -> None:
+    # The forking thread took the lock in _before_fork and is this child's only thread,
+    # so it still owns it and may release it.
+    _compiler_lock().release()
+    _after_fork_in_child()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child_all,
+    )
 
 
 def _big_forward_args(z: Any, p: Any, method: int, theta: Any) -> tuple[Any, ...]:

@@ -28,7 +28,8 @@ from numba import njit, prange
 from .. import _checks as C
 from .. import mappings
 from .._layout import Output, batch_shape, rows_view
-from ..mappings._rows import JIT, cast_like, max_bad
+from .._jit import JIT
+from ..mappings._rows import cast_like, max_bad
 from . import _threads
 
 NAME = "cpu"

@@ -131,18 +131,12 @@ class _Call:
             numba.set_num_threads(before)
 
 
-def _where(block_info: Any, idx: Any, drop: Optional[int] = None) -> tuple[int, ...]:
-    """Global position of ``idx`` in the block of argument 0 (without axis ``drop``)."""
+def _offset(block_info: Any, drop: Optional[int] = None) -> Optional[tuple[int, ...]]:
     loc = block_info[0]["array-location"]
     if drop is not None:
         loc = loc[:drop] + loc[drop + 1 :]
-    return tuple(int(lo + i) for (lo, _), i in zip(loc, idx))
-
-
-def _offset(block_info: Any, drop: Optional[int] = None) -> tuple[int, ...]:
-    loc = block_info[0]["array-location"]
-    if drop is not None:
-        loc = loc[:drop] + loc[drop + 1 :]
+    if any(lo != lo for lo, _ in loc):
+        return None  # unknown chunk sizes: the position is the one within the block
     return tuple(int(lo) for lo, _ in loc)
 
 
@@ -170,12 +164,83 @@ def _checked(x: da.Array, fn: Any, *args: Any) -> da.Array:
     return x.map_blocks(fn, *args, dtype=x.dtype, meta=x._meta)
 
 
-def _theta_arg(theta: np.ndarray, z: da.Array, ax: int) -> tuple[list[Any], list[Any], str]:
-    """``theta`` as gufunc arguments: none for one value, else a batch-shaped array."""
+def _blockwise(fn: "_Block", z: da.Array, ax: int, others: list[tuple[Any, str]],
+               out: str, dt: Any) -> da.Array:
+    """``fn`` over aligned blocks: ``z`` (core axis ``ax`` in one chunk) and ``others``, each
+    ``(array, "rows" | "batch")``. ``out``: ``"rows"`` (z's shape), ``"rows+1"`` (one more
+    entry along ``ax``), ``"batch"`` or ``"batch+2"`` (a new last axis of 2).
+
+    ``blockwise`` rather than ``apply_gufunc``: it pairs blocks by position, so arrays whose
+    chunk sizes are unknown (NaN, after boolean indexing) work as long as they line up.
+    """
+    letters = "abcdefghijklmnopqrstuvwxyz"[: z.ndim]
+    core = letters[ax]
+    bi = letters.replace(core, "")
+    args: list[Any] = [z, letters]
+    for a, kind in others:
+        args += [a, letters if kind == "rows" else bi]
+    kw: dict[str, Any] = {}
+    if out == "rows":
+        ind = letters
+    elif out == "rows+1":
+        ind = letters
+        kw["adjust_chunks"] = {core: int(z.shape[ax]) + 1}
+    elif out == "batch":
+        ind = bi
+    else:
+        ind = bi + "Z"
+        kw["new_axes"] = {"Z": 2}
+    meta = meta_from_array(z, len(ind), dtype=dt)
+    return da.blockwise(fn, ind, *args, dtype=dt, concatenate=True, meta=meta, **kw)
+
+
+def _theta_arg(theta: np.ndarray, z: da.Array, ax: int) -> list[tuple[Any, str]]:
+    """``theta`` as a blockwise argument: none for one value, else a batch-shaped array."""
     if np.size(theta) == 1:
-        return [], [], ""
+        return []
     batch_chunks = z.chunks[:ax] + z.chunks[ax + 1 :]
-    return [da.asarray(theta).rechunk(batch_chunks)], [()], ",()"
+    return [(da.asarray(theta).rechunk(batch_chunks), "batch")]
+
+
+class _Block:
+    """The block function of one operation: blocks keep their axes (``ax`` is the core)."""
+
+    def __init__(self, op: str, mapping: str, ax: int, **kw: Any) -> None:
+        self.theta_given = np.size(kw["theta"]) > 1
+        self.call = _Call(op, mapping)
+        self.op = op
+        self.ax = ax
+        self.kw = kw
+
+    def __call__(self, *blocks: Any) -> Any:
+        kw = dict(self.kw)
+        ax = self.ax
+        if self.theta_given:
+            kw["theta"] = blocks[-1]
+            blocks = blocks[:-1]
+        if self.op == "forward":
+            return self.call(blocks[0], ax, None, kw["code"], kw["theta"], kw["dt"])
+        if self.op == "jvp":
+            return self.call(blocks[0], blocks[1], ax, None, kw["theta"], kw["dt"])
+        if self.op == "threshold":
+            tau, k = self.call(blocks[0], ax, kw["code"], kw["theta"], kw["dt"])
+            xp = _array_module(tau)
+            return xp.stack([tau.astype(xp.float64), k.astype(xp.float64)], axis=-1)
+        per_row, grad = self.call(blocks[0], blocks[1], kw["kind"], ax, "none",
+                                  kw["ignore_index"], kw["code"], kw["theta"], kw["dt"],
+                                  kw["want_grad"], None, None, True)
+        if not kw["want_grad"]:
+            return per_row
+        xp = _array_module(grad)
+        return xp.concatenate([grad, xp.expand_dims(per_row, ax)], axis=ax)
+
+
+def _array_module(x: Any) -> Any:
+    return x.__array_namespace__() if hasattr(x, "__array_namespace__") else np
+
+
+def _take(x: da.Array, ax: int, index: Any) -> da.Array:
+    return x[(slice(None),) * ax + (index,)]
 
 
 # --------------------------------------------------------------------------- operations
@@ -184,28 +249,19 @@ def forward(mapping: str, z: da.Array, ax: int, out: Any, code: int, theta: np.n
     refuse_stream(stream)
     refuse_out(out)
     z = _one_chunk(z, ax, dt)
-    targs, taxes, tsig = _theta_arg(theta, z, ax)
-    if not targs:  # blocks in place, no transpose
-        return z.map_blocks(
-            _Call("forward", mapping, ax=ax, out=None, code=code, theta=theta, dt=dt),
-            dtype=dt, meta=meta_from_array(z, z.ndim, dtype=dt),
-        )
-    return da.apply_gufunc(
-        _Block("forward", mapping, code=code, theta=theta, dt=dt),
-        f"(n){tsig}->(n)", z, *targs, axes=[(ax,), *taxes, (ax,)], output_dtypes=dt,
-    )
+    fn = _Block("forward", mapping, ax, code=code, theta=theta, dt=dt)
+    return _blockwise(fn, z, ax, _theta_arg(theta, z, ax), "rows", dt)
 
 
 def threshold(mapping: str, z: da.Array, ax: int, code: int, theta: np.ndarray,
               dt: np.dtype, stream: Any = None) -> tuple[da.Array, da.Array]:
     refuse_stream(stream)
     z = _one_chunk(z, ax, dt)
-    targs, taxes, tsig = _theta_arg(theta, z, ax)
-    return da.apply_gufunc(
-        _Block("threshold", mapping, code=code, theta=theta, dt=dt),
-        f"(n){tsig}->(),()", z, *targs, axes=[(ax,), *taxes, (), ()],
-        output_dtypes=(dt, np.int64),
-    )
+    fn = _Block("threshold", mapping, ax, code=code, theta=theta, dt=dt)
+    # tau and k travel together as float64 (exact for both: tau is float32 or float64,
+    # k < 2^53) and are split lazily.
+    both = _blockwise(fn, z, ax, _theta_arg(theta, z, ax), "batch+2", np.float64)
+    return both[..., 0].astype(dt), both[..., 1].astype(np.int64)
 
 
 def jvp(mapping: str, p: da.Array, v: da.Array, ax: int, out: Any, theta: np.ndarray,
@@ -213,80 +269,45 @@ def jvp(mapping: str, p: da.Array, v: da.Array, ax: int, out: Any, theta: np.nda
     refuse_stream(stream)
     refuse_out(out)
     p = _one_chunk(p, ax, dt)
-    v = v.rechunk(p.chunks)
-    targs, taxes, tsig = _theta_arg(theta, p, ax)
-    return da.apply_gufunc(
-        _Block("jvp", mapping, theta=theta, dt=dt),
-        f"(n),(n){tsig}->(n)", p, v, *targs, axes=[(ax,), (ax,), *taxes, (ax,)],
-        output_dtypes=dt,
-    )
-
-
-class _Block:
-    """The gufunc body of one operation: blocks arrive with the core axis last."""
-
-    def __init__(self, op: str, mapping: str, **kw: Any) -> None:
-        self.theta_given = np.size(kw["theta"]) > 1
-        self.call = _Call(op, mapping)
-        self.op = op
-        self.kw = kw
-
-    def __call__(self, *blocks: Any) -> Any:
-        kw = dict(self.kw)
-        if self.theta_given:
-            kw["theta"] = blocks[-1]
-            blocks = blocks[:-1]
-        if self.op == "forward":
-            return self.call(blocks[0], -1 + blocks[0].ndim, None, kw["code"], kw["theta"], kw["dt"])
-        if self.op == "threshold":
-            return self.call(blocks[0], -1 + blocks[0].ndim, kw["code"], kw["theta"], kw["dt"])
-        if self.op == "jvp":
-            return self.call(blocks[0], blocks[1], -1 + blocks[0].ndim, None, kw["theta"], kw["dt"])
-        # loss: (z, target) -> (loss, grad) or loss
-        loss, grad = self.call(blocks[0], blocks[1], kw["kind"], blocks[0].ndim - 1, "none",
-                               kw["ignore_index"], kw["code"], kw["theta"], kw["dt"],
-                               kw["want_grad"], None, None, True)
-        return (loss, grad) if kw["want_grad"] else loss
+    v = _one_chunk(v, ax, dt)
+    fn = _Block("jvp", mapping, ax, theta=theta, dt=dt)
+    return _blockwise(fn, p, ax, [(v, "rows")] + _theta_arg(theta, p, ax), "rows", dt)
 
 
 def loss(mapping: str, z: da.Array, target: Any, kind: str, ax: int, reduction: str,
          ignore_index: Optional[int], code: int, theta: np.ndarray, dt: np.dtype,
-         want_grad: bool, out: Any, stream: Any = None, checked: bool = False,
-         want_loss: bool = True) -> tuple[Any, Any]:
+         want_grad: bool, out: Any, stream: Any = None, checked: bool = False) -> tuple[Any, Any]:
     refuse_stream(stream)
     refuse_out(out)
     batch = z.shape[:ax] + z.shape[ax + 1 :]
     K = z.shape[ax]
     t = asarray(target)
     z = _one_chunk(z, ax, dt)
+    known = all(b == b for b in batch)
     if kind == "labels":
-        t = t.rechunk(z.chunks[:ax] + z.chunks[ax + 1 :])  # blocks aligned with z's rows
+        if known:  # blocks aligned with z's rows (unknown sizes must already line up)
+            t = t.rechunk(z.chunks[:ax] + z.chunks[ax + 1 :])
         t = _checked(t, _check_labels_block, K, ignore_index)
-        t_core: tuple[int, ...] = ()
-        if ignore_index is None:
-            n_valid: Any = int(np.prod(batch, dtype=np.int64)) if all(b == b for b in batch) else None
-        else:
-            n_valid = (t != ignore_index).sum()
+        t_kind = "batch"
     else:
-        t = _checked(t.rechunk(z.chunks), _check_dist_block, ax)
-        t_core = (ax,)
-        n_valid = int(np.prod(batch, dtype=np.int64)) if all(b == b for b in batch) else None
-    if n_valid is None:  # unknown chunk sizes: count the rows lazily
-        n_valid = da.ones_like(t if kind == "labels" else t.sum(axis=ax), dtype=np.int64).sum()
-    targs, taxes, tsig = _theta_arg(theta, z, ax)
-    t_sig = "(n)" if t_core else "()"
-    fn = _Block("loss", mapping, kind=kind, ignore_index=ignore_index, code=code, theta=theta,
-                dt=dt, want_grad=want_grad)
+        t = _one_chunk(t, ax, t.dtype) if not known else t.rechunk(z.chunks)
+        t = _checked(t, _check_dist_block, ax)
+        t_kind = "rows"
+    if kind == "labels" and ignore_index is not None:
+        n_valid: Any = (t != ignore_index).sum()
+    elif known:
+        n_valid = int(np.prod(batch, dtype=np.int64))
+    else:  # unknown chunk sizes: count the rows lazily
+        n_valid = _count_rows(z, ax)
+    fn = _Block("loss", mapping, ax, kind=kind, ignore_index=ignore_index, code=code,
+                theta=theta, dt=dt, want_grad=want_grad)
+    others = [(t, t_kind)] + _theta_arg(theta, z, ax)
     if want_grad:
-        per_row, grad = da.apply_gufunc(
-            fn, f"(n),{t_sig}{tsig}->(),(n)", z, t, *targs,
-            axes=[(ax,), t_core, *taxes, (), (ax,)], output_dtypes=(dt, dt),
-        )
+        both = _blockwise(fn, z, ax, others, "rows+1", dt)
+        grad: Any = _take(both, ax, slice(0, int(K)))
+        per_row = _take(both, ax, int(K))
     else:
-        per_row = da.apply_gufunc(
-            fn, f"(n),{t_sig}{tsig}->()", z, t, *targs, axes=[(ax,), t_core, *taxes, ()],
-            output_dtypes=dt,
-        )
+        per_row = _blockwise(fn, z, ax, others, "batch", dt)
         grad = None
     if reduction == "none":
         return per_row, grad
@@ -297,7 +318,7 @@ def loss(mapping: str, z: da.Array, target: Any, kind: str, ax: int, reduction: 
     if isinstance(n_valid, int):
         mean = total / n_valid if n_valid else da.full((), np.nan)
         scale: Any = 1.0 / n_valid if n_valid else 0.0
-    else:  # lazily counted rows not ignored; no rows left gives NaN (and a zero gradient)
+    else:  # lazily counted rows; no rows left gives NaN (and a zero gradient)
         mean = da.where(n_valid > 0, total / da.maximum(n_valid, 1), np.nan)
         scale = da.where(n_valid > 0, 1.0 / da.maximum(n_valid, 1), 0.0)
     if grad is not None:
@@ -305,6 +326,10 @@ def loss(mapping: str, z: da.Array, target: Any, kind: str, ax: int, reduction: 
         # API by one unit in the last place: that one scales before its single rounding).
         grad = (grad.astype(np.float64) * scale).astype(dt)
     return mean.astype(dt), grad
+
+
+def _count_rows(z: da.Array, ax: int) -> da.Array:
+    return da.ones_like(_take(z, ax, 0), dtype=np.int64).sum()
 
 
 def proportions(y: da.Array, ax: int, dt: np.dtype, stream: Any = None,

@@ -12,10 +12,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-# Every row kernel: cached on disk, releases the GIL, NumPy's division semantics.
-JIT = dict(cache=True, nogil=True, error_model="numpy")
-# Float64 sums that may use several vector lanes (the order is then fixed per build).
-JIT_SUMS = dict(fastmath={"reassoc", "contract"}, **JIT)
+from .._jit import JIT, JIT_SUMS  # noqa: F401  (re-exported for the mapping modules)
 
 
 @intrinsic

@@ -49,6 +49,7 @@ from numba import guvectorize, njit, types
 from numba.extending import overload
 
 from .. import _checks as C
+from .._jit import CACHE, JIT as _JIT
 from ..mappings import sparsemax as S
 
 __all__ = [
@@ -62,7 +63,6 @@ __all__ = [
 ]
 
 _METHOD = C.SELECT
-_JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
 
 # Input types, in the order NumPy searches them (first loop every input casts to safely).
 _INT_IN = ("b1", "i1", "u1", "i2", "u2")
@@ -345,7 +345,7 @@ def _build(name):
     fn.__name__ = name
     fn.__qualname__ = name
     fn.__doc__ = _DOCS[name]
-    return guvectorize(_loops(make, ints), sig, nopython=True, cache=True)(fn)
+    return guvectorize(_loops(make, ints), sig, nopython=True, cache=CACHE)(fn)
 
 
 def __getattr__(name: str) -> np.ufunc:

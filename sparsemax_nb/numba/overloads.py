@@ -25,10 +25,9 @@ from numba.extending import overload
 
 from .. import _checks as D
 from .. import api as _api
+from .._jit import JIT as _JIT
 from ..mappings import sparsemax as S
 from . import gufuncs as G
-
-_JIT: dict[str, Any] = dict(cache=True, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------- typing helpers
