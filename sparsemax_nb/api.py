@@ -134,10 +134,7 @@ def sparsemax(
         How ``tau`` is found: ``"sort"`` (sort-based, O(K log K)), ``"select"`` (linear-time
         selection, O(K) in the worst case) or ``"auto"`` (the faster for the shape). All
         agree to rounding.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -176,10 +173,7 @@ def sparsemax_threshold(
         The axis along which each distribution lies (default: the last).
     method : {"auto", "sort", "select"}, optional
         As for :func:`sparsemax`.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -224,10 +218,7 @@ def sparsemax_jvp(
         The axis along which each distribution lies (default: the last).
     out : numpy.ndarray, optional
         Where to write the result; may be ``v`` or ``p`` itself.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -272,19 +263,16 @@ def sparsemax_loss(
 ) -> "np.typing.NDArray[np.floating] | np.floating":
     """The sparsemax loss of Martins & Astudillo (2016), eq. (15).
 
-    ``L(z; q) = -q.z + 1/2 sum_{{j in S}} (z_j^2 - tau^2) + 1/2 ||q||^2``, computed as the
-    equal and cancellation-free ``1/2 ||p - q||^2 + sum_{{j not in S}} q_j (tau - z_j)``.
+    ``L(z; q) = -q.z + 1/2 sum_{j in S} (z_j^2 - tau^2) + 1/2 ||q||^2``, computed as the
+    equal and cancellation-free ``1/2 ||p - q||^2 + sum_{j not in S} q_j (tau - z_j)``.
     ``L >= 0``; for one-hot targets it is 0 iff the target's score leads the others by 1.
 
     Parameters
     ----------
-{params}
-    method : {{"auto", "sort", "select"}}, optional
+@loss_params@
+    method : {"auto", "sort", "select"}, optional
         As for :func:`sparsemax`.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -324,15 +312,12 @@ def sparsemax_loss_grad(
 
     Parameters
     ----------
-{params}
+@loss_params@
     out : numpy.ndarray, optional
         Where to write the gradient (``z``'s shape and result dtype); may be ``z`` itself.
-    method : {{"auto", "sort", "select"}}, optional
+    method : {"auto", "sort", "select"}, optional
         As for :func:`sparsemax`.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -364,13 +349,10 @@ def sparsemax_loss_and_grad(
 
     Parameters
     ----------
-{params}
-    method : {{"auto", "sort", "select"}}, optional
+@loss_params@
+    method : {"auto", "sort", "select"}, optional
         As for :func:`sparsemax`.
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -390,9 +372,6 @@ def sparsemax_loss_and_grad(
                  None, stream)
 
 
-for _f in (sparsemax_loss, sparsemax_loss_grad, sparsemax_loss_and_grad):
-    _f.__doc__ = _f.__doc__.format(params=_LOSS_PARAMS)
-del _f
 
 
 def labels_to_proportions(
@@ -406,10 +385,7 @@ def labels_to_proportions(
         0/1 label indicators (bool, integer or float).
     axis : int, optional
         The label axis (default: the last).
-    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
-        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
-        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
-        arrays.
+    @stream@
 
     Returns
     -------
@@ -428,3 +404,21 @@ def labels_to_proportions(
     array([[0.5, 0. , 0.5, 0. ]])
     """
     return _proportions(y, axis, stream)
+
+
+_STREAM_PARAM = """stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only: the CUDA stream to queue the work on (default: CuPy's current
+        stream for CuPy arrays, the default stream otherwise). ``TypeError`` with host
+        arrays."""
+
+
+def _document(*fns: Any) -> None:
+    """Fill the shared parameter paragraphs into the docstrings (written once, here)."""
+    for f in fns:
+        doc = f.__doc__ or ""
+        doc = doc.replace("@stream@", _STREAM_PARAM).replace("@loss_params@", _LOSS_PARAMS)
+        f.__doc__ = doc
+
+
+_document(sparsemax, sparsemax_threshold, sparsemax_jvp, sparsemax_loss, sparsemax_loss_grad,
+          sparsemax_loss_and_grad, labels_to_proportions)

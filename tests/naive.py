@@ -1,6 +1,6 @@
 """Slow, obviously right float64 references for the tests (loops, ``math.fsum``).
 
-Nothing here is fast or clever: each function follows the formulas of SPEC section 2 one
+Nothing here is fast or clever: each function follows the formulas of section 2 of docs/contract.md one
 row at a time, so the kernels can be checked against it.
 """
 
@@ -11,7 +11,7 @@ import numpy as np
 
 
 def _row(z):
-    """(p, tau, k) of one 1-D row, or NaNs following SPEC section 4."""
+    """(p, tau, k) of one 1-D row, or NaNs following section 4 of docs/contract.md."""
     z = [float(x) for x in z]
     K = len(z)
     if K == 0:

@@ -1,4 +1,4 @@
-"""Layouts, dtypes, ``out=`` and bad input: SPEC section 4, row by row."""
+"""Layouts, dtypes, ``out=`` and bad input: section 4 of docs/contract.md, row by row."""
 
 import numpy as np
 import pytest

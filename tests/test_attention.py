@@ -74,7 +74,7 @@ def test_mask_and_all_masked_row():
     masked = np.broadcast_to(~mask, w.shape).copy()
     masked[:, 2] = False
     assert np.all(w[masked] == 0)  # masked keys get exactly 0
-    assert np.isnan(w[:, 2]).all() and np.isnan(out[:, 2]).all()  # SPEC 4: a NaN row
+    assert np.isnan(w[:, 2]).all() and np.isnan(out[:, 2]).all()  # contract section 4: a NaN row
     g = np.ones_like(out)
     gq, gk, gv = sparsemax_attention_vjp(q, k, v, w, g)
     assert np.isnan(gq[:, 2]).all() and np.isfinite(gq[:, ok]).all()

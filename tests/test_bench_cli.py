@@ -1,6 +1,6 @@
 """``sparsemax-nb bench``: it runs, prints its table and writes the JSON it promises.
 
-Only the shape of the output is checked, never a timing (SPEC section 7). The hidden
+Only the shape of the output is checked, never a timing (docs/contract.md, section 7). The hidden
 ``--tiny`` preset keeps the run to seconds plus one cold compile in a subprocess.
 """
 

@@ -1,4 +1,4 @@
-"""SPEC section 6: many threads at once, and children forked after the parent used the library.
+"""section 6 of docs/contract.md: many threads at once, and children forked after the parent used the library.
 
 Each scenario runs in a fresh interpreter (so the parent really starts Numba's threading layer
 first) under a time limit: an abort or a hang fails the test instead of killing the run.

@@ -1,4 +1,4 @@
-"""Property tests (hypothesis): the invariances and optimality conditions of SPEC section 2."""
+"""Property tests (hypothesis): the invariances and optimality conditions of section 2 of docs/contract.md."""
 
 import numpy as np
 from hypothesis import assume, given

@@ -22,7 +22,7 @@ def tol(dtype):
 
 
 def check_rows(z, method, dtype=np.float64, axis=-1):
-    """Compare p, tau and the support size with the reference, SPEC section 5."""
+    """Compare p, tau and the support size with the reference, section 5 of docs/contract.md."""
     z = np.asarray(z)
     p = sm.sparsemax(z, axis=axis, method=method)
     ref = naive.sparsemax(z, axis=axis)

@@ -1,6 +1,6 @@
 """airspeed velocity benchmarks of the CPU kernels of sparsemax_nb.
 
-Every public function x method x dtype x shape family of SPEC section 7, at moderate sizes so
+Every public function x method x dtype x shape family of section 7 of docs/contract.md, at moderate sizes so
 that ``asv run --quick`` stays within a few minutes. Shape families:
 
 - ``batch``: many medium rows (the usual classifier or attention batch);

@@ -12,6 +12,8 @@ the parallel build runs under the same process-wide lock, and serially when the 
 taken, in a forked child, or for small inputs.
 """
 
+from typing import Any
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -40,7 +42,7 @@ def _make(loop):
                 z = S[b, i]
                 m, tau, k = _sparsemax.threshold(z, buf, C.SELECT, 0.0)
                 _sparsemax.write(z, P[b, i], m, tau, k, 0.0)
-                if k == 0:  # all keys masked, or a NaN/+inf score: a NaN row (SPEC 4)
+                if k == 0:  # all keys masked, or a NaN/+inf score: a NaN row (docs/contract.md, section 4)
                     for t in range(dv):
                         O[b, i, t] = np.nan
                     continue
@@ -111,7 +113,7 @@ def _make(loop):
 
 
 _SOURCES = {False: _make(range), True: _make(prange)}
-_BUILT = {}
+_BUILT: dict[tuple[str, bool], Any] = {}
 
 
 def _get(name, parallel):
@@ -123,7 +125,7 @@ def _get(name, parallel):
 
 
 def _run(name, units, size, *args):
-    """Parallel build under the library's thread policy (SPEC 6), else the serial build."""
+    """Parallel build under the library's thread policy (docs/contract.md, section 6), else the serial build."""
     return _threads.run_builds(_get, name, units, size, *args)
 
 
@@ -195,7 +197,7 @@ def sparsemax_attention(q, k, v, mask=None, *, scale=None):
     weights : numpy.ndarray, shape (..., Lq, Lk)
         Rows on the simplex, with exact zeros. A query row whose keys are all masked (or
         whose scores hold NaN or ``+inf``, or with ``Lk = 0``) has a NaN weight row and a
-        NaN output row (SPEC section 4); other rows are unaffected.
+        NaN output row (docs/contract.md, section 4); other rows are unaffected.
 
     Raises
     ------

@@ -68,7 +68,7 @@ def _at_least_one(labels, Z):
 class _LinearMultilabel(ClassifierMixin, BaseEstimator):
     """Shared fitting code: a linear model ``Z = X W + b`` trained by L-BFGS-B."""
 
-    _cv_param = None  # name of the parameter tuned by cross-validation ("scale", "threshold")
+    _cv_param: "str | None" = None  # name of the parameter tuned by cross-validation ("scale", "threshold")
     _skips_unlabelled = True  # rows of y with no label have no proportions
     _cv_grid = ()
 

@@ -66,6 +66,7 @@ def pick(*xs: Any) -> ModuleType:
     if not found:
         return importlib.import_module(HOST)
     (mod,) = found
+    assert mod is not None
     return importlib.import_module(mod)
 
 

@@ -89,9 +89,9 @@ def _big_threshold_args(z: Any, tau: Any, k: Any, method: int, theta: Any) -> tu
     return z, np.empty((0, 0), z.dtype), tau, k, method, False
 
 
-_BIG_ARGS = {"forward": _big_forward_args, "threshold": _big_threshold_args}
+_BIG_ARGS: dict[str, Callable[..., tuple[Any, ...]]] = {"forward": _big_forward_args, "threshold": _big_threshold_args}
 
-Getter = Callable[[str, bool], Any]
+Getter = Callable[[str, bool], Callable[..., Any]]
 
 
 def run(get: Getter, name: str, rows: int, size: int, *args: Any,

@@ -331,7 +331,7 @@ def loss(mapping: str, z: np.ndarray, target: np.ndarray, kind: str, ax: int,
     if reduction == "none":
         loss_out: Any = per_row.reshape(batch)
     else:
-        total = np.sum(per_row, dtype=np.float64)
+        total = float(np.sum(per_row, dtype=np.float64))
         if reduction == "mean":
             total = total / n_valid if n_valid else np.nan
         loss_out = dt.type(total)

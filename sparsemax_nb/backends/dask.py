@@ -124,7 +124,8 @@ class _Call:
         if self.threads is None:
             return fn(*args, **self.kw)
         before = numba.get_num_threads()
-        numba.set_num_threads(min(int(self.threads), numba.config.NUMBA_NUM_THREADS))
+        limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(min(int(self.threads), limit))
         try:
             return fn(*args, **self.kw)
         finally:
@@ -337,8 +338,9 @@ def proportions(y: da.Array, ax: int, dt: np.dtype, stream: Any = None,
     refuse_stream(stream)
     y = _one_chunk(y, ax, dt)
     y = _checked(_checked(y, _check_01_block), _check_nonempty_block, ax)
-    return y.map_blocks(
+    return da.map_blocks(
         _Call("proportions", None, ax=ax, dt=dt, checked=True),
+        y,
         dtype=dt,
         meta=meta_from_array(y, y.ndim, dtype=dt),
     )

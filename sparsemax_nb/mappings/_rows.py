@@ -35,7 +35,7 @@ def max_bad(z):
     """``(max as float64, bad)``: ``bad`` if the entries hold a NaN or ``+inf``."""
 
 
-@overload(max_bad, jit_options=JIT)
+@overload(max_bad, jit_options=JIT)  # type: ignore[arg-type]
 def _max_bad_impl(z):
     if isinstance(z, types.Array) and z.layout == "C" and z.dtype in (types.float32, types.float64):
         bits, top = (np.int32, 31) if z.dtype == types.float32 else (np.int64, 63)
@@ -99,7 +99,7 @@ def cast_like(x, like):
     """``x`` converted to the type of the scalar ``like`` (jitted code only)."""
 
 
-@overload(cast_like, jit_options=JIT)
+@overload(cast_like, jit_options=JIT)  # type: ignore[arg-type]
 def _cast_like_impl(x, like):
     target = like.dtype if isinstance(like, types.Array) else like
     return lambda x, like: target(x)

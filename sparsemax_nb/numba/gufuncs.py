@@ -22,13 +22,13 @@ gufunc                          signature             outputs
 The row arithmetic is that of :mod:`sparsemax_nb.mappings.sparsemax` (its row functions
 ``threshold``, ``write``, ``jvp`` and the row losses are called here), so results are bitwise equal to the public API called with
 ``method="select"`` (the method used here; ``"auto"`` currently picks it too), including
-the non-finite rules of SPEC section 4: a row holding NaN or ``+inf``, or only ``-inf``,
+the non-finite rules of section 4 of docs/contract.md: a row holding NaN or ``+inf``, or only ``-inf``,
 gives NaN; ``-inf`` entries of other rows give exact zeros.
 
 Dtypes: loops exist for float32 and float64 (each computed in its own dtype, sums in
 float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` also have loops for
 bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
-loop search follows SPEC section 4 (bool and integers give float64, float16 gives
+loop search follows section 4 of docs/contract.md (bool and integers give float64, float16 gives
 float32). The loss gufuncs have the float loops only (so int8/int16 scores would be
 computed in float32 there: pass floats). Two float inputs of different precision promote
 to float64 (NumPy's rule; the public loss functions instead use ``z``'s dtype).

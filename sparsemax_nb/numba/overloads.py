@@ -16,8 +16,6 @@ messages (Numba cannot format them), and unsupported arguments fail at compile t
 a ``TypingError``.
 """
 
-from typing import Any
-
 import numpy as np
 from numba import njit, types
 from numba.core.errors import TypingError

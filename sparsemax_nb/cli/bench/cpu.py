@@ -1,4 +1,4 @@
-"""``sparsemax-nb bench``: every kernel side by side with its reference points (SPEC section 7).
+"""``sparsemax-nb bench``: every kernel side by side with its reference points (docs/contract.md, section 7).
 
 For each case (a shape, a dtype and a scale ``s`` of ``standard_normal * s`` inputs) every
 kernel and every reference is timed in the same rounds, interleaved (the order rotates from
@@ -28,7 +28,7 @@ import timeit
 import numpy as np
 
 # Case table: name, shape, dtype, inner loops per timing, peers?  One entry per size preset.
-# "full" is the SPEC figure set; "quick" runs in well under a minute; "tiny" (hidden) is for
+# "full" is the figure set of the README; "quick" runs in well under a minute; "tiny" (hidden) is for
 # the test suite.
 _CASES = {
     "full": [

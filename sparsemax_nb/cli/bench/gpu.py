@@ -3,7 +3,7 @@
 :func:`bench_cuda` is what ``sparsemax-nb bench --device cuda`` calls. Times are CUDA-event
 medians after one warm-up call (which compiles the kernels); each figure is reported with
 the bytes the operation must move, its effective bandwidth, and the ratio to a
-device-to-device copy of the same number of bytes (SPEC section 7's memory floor, on the GPU).
+device-to-device copy of the same number of bytes (the contract's section 7 (docs/contract.md) memory floor, on the GPU).
 """
 
 import os
