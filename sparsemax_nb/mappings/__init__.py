@@ -32,6 +32,7 @@ from types import ModuleType
 # name -> module (imported on first use, so unused mappings cost nothing at import)
 REGISTRY = {
     "sparsemax": "sparsemax_nb.mappings.sparsemax",
+    "sparsemax_temperature": "sparsemax_nb.mappings.sparsemax_temperature",
 }
 
 
