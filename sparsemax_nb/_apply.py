@@ -191,10 +191,9 @@ class _writing:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, value, tb) -> bool:
+    def __exit__(self, kind, value, tb) -> None:
         if isinstance(value, OSError):
             raise _WriteFailed(value) from None
-        return False
 
 
 # Signal state of the running command: while ``hold`` is non-zero a signal is only noted in
@@ -809,6 +808,7 @@ def main(args):
 def _run(args):
     kind = None
     tmp = None
+    out = args.output
     try:
         if not os.path.exists(args.input):
             raise _UserError(f"{args.input}: no such file or directory")
@@ -852,9 +852,9 @@ def _run(args):
         print(f"sparsemax-nb apply: error: {e}", file=sys.stderr)
         return ERROR
     except _WriteFailed as w:
-        e = w.error
-        where = os.path.dirname(os.path.abspath(args.output)) or "."
-        msg = e.strerror or str(e) or type(e).__name__
+        # the directory written in: the target's, for a symbolic link OUT
+        where = os.path.dirname(os.path.abspath(out)) or "."
+        msg = w.error.strerror or str(w.error) or type(w.error).__name__
         print(f"sparsemax-nb apply: error: cannot write {args.output} (in {where}): {msg}",
               file=sys.stderr)
         return ERROR
