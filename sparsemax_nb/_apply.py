@@ -107,7 +107,8 @@ class _Progress:
         self.enabled = enabled
         self.label = label
         self.tty = enabled and sys.stderr.isatty()
-        self._last_tenth = -1
+        # no "0%" line: a log of a run that fails at once holds just the error
+        self._last_tenth = 0
         if not enabled:
             return
         if self.tty:
@@ -795,7 +796,7 @@ def main(args):
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
     name = signal.Signals(signum).name
-    print(f"sparsemax-nb apply: stopped by {name}; temporary output removed", file=sys.stderr)
+    print(f"sparsemax-nb apply: stopped by {name}; no temporary file left", file=sys.stderr)
     sys.stderr.flush()
     if previous.get(signum) in (signal.SIG_DFL, None):
         # the temporary is gone: now end as the signal would have, so that the caller
