@@ -588,3 +588,15 @@ def test_progress_in_a_log_has_no_carriage_returns(tmp_path, capsys):
     assert "\r" not in err
     lines = err.splitlines()
     assert lines[-1].endswith("100%") and 1 <= len(lines) <= 10
+
+
+def test_npz_compressed_members(tmp_path):
+    # deflate members, one of them as compressible as data gets (the size guard on
+    # announced sizes must not refuse it)
+    a, zeros = _z((30, 7)), np.zeros((1000, 1000))
+    src, dst = tmp_path / "in.npz", tmp_path / "out.npz"
+    np.savez_compressed(src, a=a, zeros=zeros)
+    assert _run(src, dst) == 0
+    with np.load(dst) as f:
+        np.testing.assert_array_equal(f["a"], sm.sparsemax(a))
+        np.testing.assert_array_equal(f["zeros"], sm.sparsemax(zeros))
