@@ -1,7 +1,5 @@
 """``sparsemax-nb demo``: what sparsemax does, on built-in data, in a few seconds."""
 
-import time
-
 import numpy as np
 
 
@@ -14,15 +12,6 @@ def add_arguments(parser):
 
 def _row(label, values):
     return f"  {label:<10}" + " ".join(f"{v:7.4f}" for v in values)
-
-
-def _median_time(fn, repeat=7):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 def main(args):
@@ -65,6 +54,8 @@ def main(args):
         return 0
     import numba
 
+    from sparsemax_nb import _bench
+
     x = rng.standard_normal((4096, 1000)).astype(np.float32)
     out = np.empty_like(x)
     for method in ("sort", "select"):
@@ -73,23 +64,35 @@ def main(args):
         layer = numba.threading_layer()
     except ValueError:
         layer = "none started (serial)"
+    rounds = 7
     print(
-        f"3. speed: median of 7 calls, {numba.get_num_threads()} threads "
+        f"3. speed: {rounds} rounds, {numba.get_num_threads()} threads "
         f"(threading layer: {layer})\n"
     )
-    t_copy = _median_time(lambda: np.copyto(out, x))
-    t_soft = _median_time(lambda: numpy_softmax(x))
-    t_np = _median_time(lambda: numpy_sparsemax(x))
-    print(f"  (4096, 1000) float32: ratio of median times (lower is faster)")
+    # Every function and every reference runs once in each round, and a figure is the median
+    # over rounds of a ratio of two times *from the same round* (as ``sparsemax-nb bench``
+    # does): load drift on a shared machine cancels, and a reference against itself is 1.
+    fns = {
+        "select": lambda: sm.sparsemax(x, out=out, method="select"),
+        "sort": lambda: sm.sparsemax(x, out=out, method="sort"),
+        "softmax": lambda: numpy_softmax(x),
+        "numpy_sparsemax": lambda: numpy_sparsemax(x),
+        "copyto": lambda: np.copyto(out, x),
+    }
+    times = _bench._time_rounds(fns, 1, rounds)
+    print("  (4096, 1000) float32: median over rounds of same-round time ratios (lower is faster)")
     print(f"  {'':<28}{'/ copyto':>10}{'/ softmax':>11}{'/ NumPy sort':>14}")
-    for name, fn in [
-        ("sparsemax_nb method=select", lambda: sm.sparsemax(x, out=out, method="select")),
-        ("sparsemax_nb method=sort", lambda: sm.sparsemax(x, out=out, method="sort")),
-        ("NumPy softmax", lambda: numpy_softmax(x)),
-        ("NumPy sort-based sparsemax", lambda: numpy_sparsemax(x)),
+    for name, key in [
+        ("sparsemax_nb method=select", "select"),
+        ("sparsemax_nb method=sort", "sort"),
+        ("NumPy softmax", "softmax"),
+        ("NumPy sort-based sparsemax", "numpy_sparsemax"),
     ]:
-        t = _median_time(fn)
-        print(f"  {name:<28}{t / t_copy:10.2f}{t / t_soft:11.2f}{t / t_np:14.3f}")
+        r_copy, r_soft, r_np = (
+            _bench._median_ratio(times[key], times[ref])
+            for ref in ("copyto", "softmax", "numpy_sparsemax")
+        )
+        print(f"  {name:<28}{r_copy:10.2f}{r_soft:11.2f}{r_np:14.3f}")
     err = np.max(np.abs(sm.sparsemax(x).astype(np.float64) - numpy_sparsemax(x.astype(np.float64))))
     print(f"\n  max |difference| from the NumPy float64 reference: {err:.1e}")
     return 0
