@@ -363,7 +363,7 @@ def _slow_apply(tmp_path):
     import time
 
     src, dst = tmp_path / "z.npy", tmp_path / "p.npy"
-    from sparsemax_nb import _apply
+    from sparsemax_nb.cli import apply as _apply
 
     np.save(src, _z((1000, _apply._ROW_IO_BYTES // 8 + 1024)))
     proc = subprocess.Popen(
@@ -502,7 +502,7 @@ class _CountingReader:
 
 
 def test_axis_0_reads_runs_of_rows_not_one_element_per_seek(tmp_path, monkeypatch):
-    from sparsemax_nb import _apply
+    from sparsemax_nb.cli import apply as _apply
 
     K, B, block_mb = 3000, 3, 0.01
     z = _z((K, B))
@@ -525,7 +525,7 @@ def test_axis_0_reads_runs_of_rows_not_one_element_per_seek(tmp_path, monkeypatc
                                          ((5, 2, "long"), 1)])
 def test_column_pieces_both_ways(tmp_path, shape, axis, fortran):
     # short rows of the slab are read (and written) in runs of rows, long ones row by row
-    from sparsemax_nb import _apply
+    from sparsemax_nb.cli import apply as _apply
 
     long = _apply._ROW_IO_BYTES // 8 + 3
     z = _z(tuple(long if d == "long" else d for d in shape))
