@@ -73,17 +73,11 @@ def jvp(p, v, out, theta):
 
 @njit(**JIT)
 def loss_label(z, label, m, tau, k, theta, scale, grad, want_grad):
-    K = z.shape[0]
-    x = np.empty(K, np.float64)
-    for i in range(K):
-        x[i] = np.float64(z[i]) / theta
+    x = _scaled(z, np.empty(2 * z.shape[0], np.float64), theta)
     return _sm.loss_label(x, label, m, tau, k, 0.0, scale / theta, grad, want_grad)
 
 
 @njit(**JIT)
 def loss_dist(z, q, m, tau, k, theta, scale, grad, want_grad):
-    K = z.shape[0]
-    x = np.empty(K, np.float64)
-    for i in range(K):
-        x[i] = np.float64(z[i]) / theta
+    x = _scaled(z, np.empty(2 * z.shape[0], np.float64), theta)
     return _sm.loss_dist(x, q, m, tau, k, 0.0, scale / theta, grad, want_grad)
