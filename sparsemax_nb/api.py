@@ -27,12 +27,15 @@ def _backend(stream: Any, *xs: Any) -> ModuleType:
     return be
 
 
+_NO_THETA = np.zeros(1)  # the parameter of mappings without one (read, never written)
+
+
 def _theta(mapping: str, theta: Any, batch: tuple[int, ...]) -> np.ndarray:
     """The mapping's parameter: one value as shape ``(1,)``, or an array of the batch shape."""
     mp = mappings.get(mapping)
     check = getattr(mp, "check_theta", None)
     if check is None:
-        return np.zeros(1)
+        return _NO_THETA
     t = np.asarray(check(theta), dtype=np.float64)
     if t.size == 1:
         return t.reshape(1)

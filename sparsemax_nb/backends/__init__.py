@@ -21,6 +21,8 @@ import importlib
 from types import ModuleType
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import _checks
 from . import _threads  # noqa: F401  (registers the fork hooks of the thread policy)
 
@@ -42,6 +44,16 @@ TABLE: list[tuple[Callable[[Any], bool], str]] = [
 HOST = "sparsemax_nb.backends.cpu"
 
 
+_HOST_TYPES = (np.ndarray, list, tuple, float, int)
+_HOST_MODULE: list[ModuleType] = []
+
+
+def _host() -> ModuleType:
+    if not _HOST_MODULE:
+        _HOST_MODULE.append(importlib.import_module(HOST))
+    return _HOST_MODULE[0]
+
+
 def kind(x: Any) -> str | None:
     """The backend module for one argument, or None for host data (and ``None``)."""
     if x is None:
@@ -59,12 +71,14 @@ def pick(*xs: Any) -> ModuleType:
     non-host arguments must be of one kind, and host arguments may not be mixed with
     device ones.
     """
+    if all(x is None or type(x) in _HOST_TYPES for x in xs):
+        return _host()
     found = {kind(x) for x in xs if x is not None}
     if "sparsemax_nb.backends.dask" in found:
         return importlib.import_module("sparsemax_nb.backends.dask")
     found.discard(None)
     if not found:
-        return importlib.import_module(HOST)
+        return _host()
     (mod,) = found
     assert mod is not None
     return importlib.import_module(mod)

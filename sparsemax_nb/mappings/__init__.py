@@ -36,12 +36,18 @@ REGISTRY = {
 }
 
 
+_LOADED: dict[str, ModuleType] = {}
+
+
 def get(name: str) -> ModuleType:
     """The mapping module registered as ``name``."""
-    try:
-        path = REGISTRY[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown mapping {name!r}; registered: {', '.join(sorted(REGISTRY))}"
-        ) from None
-    return importlib.import_module(path)
+    mod = _LOADED.get(name)
+    if mod is None:
+        try:
+            path = REGISTRY[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown mapping {name!r}; registered: {', '.join(sorted(REGISTRY))}"
+            ) from None
+        mod = _LOADED[name] = importlib.import_module(path)
+    return mod
