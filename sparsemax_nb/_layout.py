@@ -50,6 +50,8 @@ def rows_view(a: np.ndarray, ax: int, dtype: np.dtype) -> np.ndarray:
     """
     if ax != a.ndim - 1:
         a = np.moveaxis(a, ax, -1)
+    elif a.ndim == 2 and a.dtype == dtype and a.flags.c_contiguous:
+        return a  # already the kernels' layout (the common case of small calls)
     z2 = np.ascontiguousarray(a, dtype=dtype)
     return z2.reshape(rows_shape(a.shape, a.ndim - 1))
 

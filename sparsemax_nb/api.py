@@ -30,12 +30,18 @@ def _backend(stream: Any, *xs: Any) -> ModuleType:
 _NO_THETA = np.zeros(1)  # the parameter of mappings without one (read, never written)
 
 
+_THETA_CHECKS: dict[str, Any] = {}
+
+
 def _theta(mapping: str, theta: Any, batch: tuple[int, ...]) -> np.ndarray:
     """The mapping's parameter: one value as shape ``(1,)``, or an array of the batch shape."""
-    mp = mappings.get(mapping)
-    check = getattr(mp, "check_theta", None)
+    check = _THETA_CHECKS.get(mapping, False)
+    if check is False:
+        mp = mappings.get(mapping)
+        check = _THETA_CHECKS[mapping] = mp.__dict__.get("check_theta")
     if check is None:
         return _NO_THETA
+    mp = mappings.get(mapping)
     t = np.asarray(check(theta), dtype=np.float64)
     if t.size == 1:
         return t.reshape(1)

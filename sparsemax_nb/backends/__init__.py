@@ -71,7 +71,10 @@ def pick(*xs: Any) -> ModuleType:
     non-host arguments must be of one kind, and host arguments may not be mixed with
     device ones.
     """
-    if all(x is None or type(x) in _HOST_TYPES for x in xs):
+    for x in xs:
+        if x is not None and type(x) not in _HOST_TYPES:
+            break
+    else:
         return _host()
     found = {kind(x) for x in xs if x is not None}
     if "sparsemax_nb.backends.dask" in found:

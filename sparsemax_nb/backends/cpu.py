@@ -229,9 +229,15 @@ def get(mapping: str, name: str, parallel: bool) -> Any:
     return fn
 
 
+_RUNNERS: dict[str, tuple[Callable[[str, bool], Any], bool]] = {}
+
+
 def _run(mapping: str, name: str, rows: int, size: int, *args: Any) -> Any:
-    return _threads.run(lambda n, par: get(mapping, n, par), name, rows, size, *args,
-                        big_rows=mappings.get(mapping).BIG_ROWS)
+    runner = _RUNNERS.get(mapping)
+    if runner is None:
+        runner = _RUNNERS[mapping] = (
+            lambda n, par: get(mapping, n, par), bool(mappings.get(mapping).BIG_ROWS))
+    return _threads.run(runner[0], name, rows, size, *args, big_rows=runner[1])
 
 
 # --------------------------------------------------------------------------- operations
@@ -246,6 +252,8 @@ def asarray(x: Any, name: str = "z") -> np.ndarray:
 
 
 def _theta_rows(theta: np.ndarray, n: int) -> np.ndarray:
+    if theta.shape == (1,) and theta.dtype == np.float64:
+        return theta
     t = np.ascontiguousarray(theta, dtype=np.float64).reshape(-1)
     return t if t.shape[0] in (1, n) else np.broadcast_to(t, (n,)).copy()
 
