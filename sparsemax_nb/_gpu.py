@@ -171,18 +171,19 @@ def _launch_cfg(K, n):
 
 
 # Long rows: several blocks per row (see sparsemax_nb._cuda, "long rows") when a call has at
-# most ``max_rows`` rows of at least ``min_k`` entries; ``passes`` multi-block search passes
-# for rows whose candidate buffer (``cap = max(chunk, K // 16)`` entries) overflowed.
-_LONG = {"min_k": 1 << 16, "max_rows": 32, "passes": 24}
+# most ``max_rows`` rows of at least ``min_k`` entries. The candidate buffer holds
+# ``max(chunk, K // 16)`` entries per row; rows with more candidates are solved from the row
+# itself (exact, slower), never truncated.
+_LONG = {"min_k": 1 << 16, "max_rows": 32}
 
 
-def set_long_rows(min_k=None, max_rows=None, passes=None):
+def set_long_rows(min_k=None, max_rows=None):
     """Tune when rows get several cooperating blocks; returns the old settings (a dict).
 
     For tests (small ``min_k`` under the simulator) and tuning on a real GPU.
     """
     old = dict(_LONG)
-    for key, val in (("min_k", min_k), ("max_rows", max_rows), ("passes", passes)):
+    for key, val in (("min_k", min_k), ("max_rows", max_rows)):
         if val is not None:
             _LONG[key] = int(val)
     return old
@@ -202,12 +203,18 @@ def _stream_key(st):
         return id(st)
 
 
-def _scratch(ctx, n, B, cap):
-    """Scratch arrays of the long-row path, reused across calls on the same stream.
+def _size_class(x):
+    """The next power of two >= x: scratch sizes, so nearby sizes share one allocation."""
+    return 1 << max(int(x) - 1, 0).bit_length()
+
+
+def _scratch(ctx, n, cap):
+    """Scratch arrays of the long-row path, cached per (device, stream, size class).
 
     Numba allocates with ``cuMemAlloc`` (no pool): fresh scratch on every call would cost
     more than the kernels for a 10^7 row. Calls on one stream run in order, so reusing
-    its scratch is safe; each thread keeps its own cache (at most 4 entries).
+    its scratch is safe; each thread keeps its own cache (at most 4 entries). Returns
+    ``(keys, ctr, cand, state)`` with at least ``n`` rows and ``cap`` candidate slots.
     """
     from . import _cuda
 
@@ -218,16 +225,18 @@ def _scratch(ctx, n, B, cap):
         dev_id = ctx.cuda.get_current_device().id
     except Exception:  # pragma: no cover - the simulator
         dev_id = 0
-    key = (dev_id, _stream_key(ctx.stream), n, B, cap)
+    n_c = _size_class(n)
+    cap_c = _size_class(cap)
+    key = (dev_id, _stream_key(ctx.stream), n_c, cap_c)
     hit = cache.pop(key, None)
     if hit is None:
         cuda = ctx.cuda
         st = ctx.stream
         hit = (
-            cuda.device_array((n, B, 3), np.float64, stream=st),
-            cuda.device_array((n, cap), np.float64, stream=st),
-            cuda.to_device(np.zeros(n, np.int64), stream=st),
-            cuda.device_array((n, _cuda.NSTATE), np.float64, stream=st),
+            cuda.device_array(n_c, np.uint64, stream=st),
+            cuda.device_array((n_c, _cuda.NCTR), np.int32, stream=st),
+            cuda.device_array((n_c, cap_c), np.float64, stream=st),
+            cuda.device_array((n_c, _cuda.NSTATE), np.float64, stream=st),
         )
         while len(cache) >= 4:
             cache.pop(next(iter(cache)))
@@ -235,8 +244,29 @@ def _scratch(ctx, n, B, cap):
     return hit
 
 
+def _zero(ctx, a):
+    """Clear device array ``a`` on the call's stream (asynchronous, no host buffer)."""
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        a.copy_to_device(np.zeros(a.shape, a.dtype))
+    else:  # pragma: no cover - needs a GPU
+        from numba.cuda.cudadrv import driver
+
+        driver.device_memset(a, 0, a.size * a.dtype.itemsize, stream=ctx.stream)
+
+
+def _lr_grid(n, B):
+    """Blocks of a long-row launch: one 1-D grid of ``n * B`` (no 65535 limit on rows)."""
+    g = n * B
+    if g > 2**31 - 1:
+        raise ValueError(f"sparsemax_nb: {n} rows x {B} chunks exceed a CUDA grid")
+    return g
+
+
 def _multiblock_state(ctx, zv, n, K, inner):
-    """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
+    """Run the long-row threshold search (two kernels' worth: the gather, whose last block
+    per row solves ``tau``); the per-row state array (see ``_cuda.S_*``) and ``B``."""
     from . import _cuda
 
     st = ctx.stream
@@ -244,16 +274,12 @@ def _multiblock_state(ctx, zv, n, K, inner):
     chunk = tpb * _cuda.ITEMS
     B = -(-K // chunk)
     cap = max(chunk, K // 16)
-    part, cand, cnt, state = _scratch(ctx, n, B, cap)
-    _cuda.k_mb_gather[(B, n), tpb, st](zv, inner, part, cand, cnt, cap)
-    # k_mb_solve also resets cnt to 0 for the next call on this stream.
-    _cuda.k_mb_solve[n, tpb, st](part, cand, cnt, cap, K, state)
-    # One small read-back per call (not per pass): are there rows with too many candidates?
-    if (ctx.to_host(state)[:, _cuda.S_FULL] != 0).any():
-        for _ in range(_LONG["passes"]):
-            _cuda.k_mb_pass[(B, n), tpb, st](zv, inner, state, part)
-            _cuda.k_mb_update[n, tpb, st](state, part)
-        _cuda.k_mb_finish[n, tpb, st](zv, inner, state)
+    keys, ctr, cand, state = _scratch(ctx, n, cap)
+    # Cleared at the start of every call: a call interrupted after the gather (an exception
+    # or KeyboardInterrupt between launches) cannot leave stale counts for this one.
+    _zero(ctx, keys)
+    _zero(ctx, ctr)
+    _cuda.k_lr_gather[_lr_grid(n, B), tpb, st](zv, inner, B, keys, ctr, cand, state)
     return state, B
 
 
@@ -314,7 +340,7 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
         pv = res_v.reshape(outer, K, inner)
         if _long_rows(n, K):
             state, B = _multiblock_state(ctx, zv, n, K, inner)
-            _cuda.k_mb_write[(B, n), _TPB[0], ctx.stream](zv, pv, inner, state)
+            _cuda.k_lr_write[_lr_grid(n, B), _TPB[0], ctx.stream](zv, pv, inner, B, state)
         else:
             blocks, tpb, G = _launch_cfg(K, n)
             _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
@@ -338,7 +364,7 @@ def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
             zv = ctx.view(z, "z").reshape(outer, K, inner)
             if _long_rows(n, K):
                 state, _ = _multiblock_state(ctx, zv, n, K, inner)
-                _cuda.k_mb_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
+                _cuda.k_lr_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
             else:
                 blocks, tpb, G = _launch_cfg(K, n)
                 _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)

@@ -455,19 +455,18 @@ def long_rows():
     _gpu.set_long_rows(**old)
 
 
-@pytest.mark.parametrize(
-    "kind, passes", [("normal", 6), ("uniform", 0), ("uniform", 3), ("adversarial", 2)]
-)
-def test_long_rows_several_blocks_per_row(long_rows, kind, passes):
-    # Chunks of 8 threads x 8 entries: K = 200 gives 4 blocks per row. "uniform" rows have
-    # every entry within 1 of the max, so the candidate buffer overflows and the
-    # multi-block passes (then the one-block finish) run.
-    _gpu.set_long_rows(passes=passes)
+@pytest.mark.parametrize("kind", ["normal", "uniform", "adversarial", "constant"])
+def test_long_rows_several_blocks_per_row(long_rows, kind):
+    # Chunks of 8 threads x 8 entries: K = 200 gives 4 blocks per row. "uniform" and
+    # "constant" rows have every entry within 1 of the max, so the candidates do not fit
+    # the buffer (64 slots) and the row's last block searches the whole row instead.
     K = 200
     if kind == "normal":
         z = RNG.normal(size=(3, K)) * 3
     elif kind == "uniform":
         z = RNG.random(size=(3, K))
+    elif kind == "constant":
+        z = np.full((3, K), 0.25)
     else:
         z = np.tile(-(2.0 ** -np.arange(K)) + 1, (3, 1))
     z[1, 17] = -np.inf
@@ -519,13 +518,10 @@ sigs = {
     "k_check_dist": [(A(f32, 3), i64, i64, A(i64, 1), A(f64, 1))],
     "k_check_01": [(A(b1, 3), i64, i64, A(i64, 1), A(i64, 1))],
     "k_proportions": [(A(types.int8, 3), A(f64, 3), i64, i64)],
-    "k_mb_gather": [(A(f32, 3), i64, A(f64, 3), A(f64, 2), A(i64, 1), i64)],
-    "k_mb_solve": [(A(f64, 3), A(f64, 2), A(i64, 1), i64, i64, A(f64, 2))],
-    "k_mb_pass": [(A(f32, 3), i64, A(f64, 2), A(f64, 3))],
-    "k_mb_update": [(A(f64, 2), A(f64, 3))],
-    "k_mb_finish": [(A(f32, 3), i64, A(f64, 2))],
-    "k_mb_write": [(A(f32, 3), A(f32, 3), i64, A(f64, 2))],
-    "k_mb_tau": [(A(f64, 2), A(f32, 1), A(i64, 1))],
+    "k_lr_gather": [(A(f32, 3), i64, i64, A(types.uint64, 1), A(i32, 2), A(f64, 2), A(f64, 2)),
+                    (A(f64, 3), i64, i64, A(types.uint64, 1), A(i32, 2), A(f64, 2), A(f64, 2))],
+    "k_lr_write": [(A(f32, 3), A(f32, 3), i64, i64, A(f64, 2))],
+    "k_lr_tau": [(A(f64, 2), A(f32, 1), A(i64, 1))],
 }
 for name, ss in sigs.items():
     for sig in ss:
