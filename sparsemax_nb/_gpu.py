@@ -8,6 +8,10 @@ one kernel per call (plus one small checking kernel for targets and one reductio
 ``reduction="sum"``/``"mean"``). The result is a CuPy array when an input is one, else a
 Numba device array. ``stream=`` (a Numba stream, a CuPy stream, or None) orders the work;
 with None, CuPy inputs run on CuPy's current stream and Numba inputs on the default stream.
+With an explicit ``stream=``, the work first waits (an event, not a host sync) for the
+streams that produced the inputs: CuPy's current stream for CuPy arrays, the array's own
+stream for Numba arrays. CuPy results are allocated on ``stream``; reading them on another
+stream needs the caller's own synchronisation, as with any CuPy stream.
 
 ``method`` is validated but not used: the device threshold (Michelot's fixed point with a
 bisection safeguard, finished by the exact support formula) is the same for all methods.
@@ -74,6 +78,12 @@ def _cuda():
     return cuda
 
 
+def _sim():
+    from numba import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
 def _is_device(x):
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
@@ -96,6 +106,40 @@ class _Ctx:
                 )
         self.cupy = any(_is_cupy(x) for _, x in inputs if x is not None)
         self.stream = self._stream(stream)
+        if stream is not None:
+            self._order_after([x for _, x in inputs if x is not None])
+
+    def _producers(self, arrays):
+        """The streams that may still be writing ``arrays``: CuPy's current stream for CuPy
+        arrays, the stream a Numba device array was made on (the default stream if none)."""
+        cuda = self.cuda
+        found = {}
+        for x in arrays:
+            if _is_cupy(x):
+                import cupy
+
+                ptr = cupy.cuda.get_current_stream().ptr
+                st = cuda.external_stream(ptr) if ptr else cuda.default_stream()
+            else:
+                st = getattr(x, "stream", 0) or cuda.default_stream()
+            found.setdefault(_stream_key(st), st)
+        return list(found.values())
+
+    def _order_after(self, arrays):
+        """Make ``self.stream`` wait for the streams that produced the inputs (and ``out``).
+
+        Only with an explicit ``stream=``: by default the work already runs on the producer's
+        stream. An event recorded there and waited on here orders the kernels after pending
+        writes without blocking the host (a non-blocking CuPy stream is not ordered after
+        the legacy default stream otherwise).
+        """
+        mine = _stream_key(self.stream)
+        for st in self._producers(arrays):
+            if _stream_key(st) != mine:
+                # (the simulator's events take no arguments)
+                ev = self.cuda.event() if _sim() else self.cuda.event(timing=False)
+                ev.record(stream=st)
+                ev.wait(stream=self.stream)
 
     def _stream(self, stream):
         cuda = self.cuda
@@ -136,7 +180,11 @@ class _Ctx:
         if self.cupy:
             import cupy
 
-            u = cupy.empty(shape, dtype)
+            # CuPy's pool hands out memory per stream: allocate on the stream that writes it,
+            # so the pool never gives it to another stream while the kernels still run.
+            ptr = _stream_key(self.stream)
+            with cupy.cuda.ExternalStream(ptr) if ptr else cupy.cuda.Stream.null:
+                u = cupy.empty(shape, dtype)
             return u, self.cuda.as_cuda_array(u, sync=False)
         a = self.cuda.device_array(shape, dtype, stream=self.stream)
         return a, a
@@ -246,9 +294,7 @@ def _scratch(ctx, n, cap):
 
 def _zero(ctx, a):
     """Clear device array ``a`` on the call's stream (asynchronous, no host buffer)."""
-    from numba import config
-
-    if config.ENABLE_CUDASIM:
+    if _sim():
         a.copy_to_device(np.zeros(a.shape, a.dtype))
     else:  # pragma: no cover - needs a GPU
         from numba.cuda.cudadrv import driver

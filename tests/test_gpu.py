@@ -1,10 +1,14 @@
 """The GPU backend against the CPU path and tests/naive.py.
 
 Runs under Numba's CUDA simulator by default (tests/conftest.py sets NUMBA_ENABLE_CUDASIM=1):
-every simulated thread is a Python thread, so sizes and blocks are tiny. The block size is
-set to 8 threads (ITEMS = 8 entries per thread in registers), so K > 64 exercises the
+every simulated thread is a Python thread, so sizes and blocks are tiny. Most tests set the
+block size to 8 threads (ITEMS = 8 entries per thread in registers), so K > 64 exercises the
 re-reading path of rows longer than a block's registers, and K <= 4 puts several rows in a
-block. ``NUMBA_ENABLE_CUDASIM=0 pytest tests/test_gpu.py`` runs the same tests on a real GPU.
+block. The ``test_default_block_*`` tests run every launch path at the default block size
+(256 threads) too, with shapes that give groups of 8 threads (32 rows per block), of two
+warps (4 rows per block), of the whole block with the row in registers, of the whole block
+re-reading the row, and long rows of three chunks. ``NUMBA_ENABLE_CUDASIM=0 pytest
+tests/test_gpu.py`` runs the same tests on a real GPU.
 """
 
 import json
@@ -22,7 +26,7 @@ cuda = pytest.importorskip("numba.cuda")
 
 import naive  # noqa: E402
 import sparsemax_nb as sm  # noqa: E402
-from sparsemax_nb import _gpu  # noqa: E402
+from sparsemax_nb import _cuda, _gpu  # noqa: E402
 
 if not cuda.is_available():  # pragma: no cover - NUMBA_ENABLE_CUDASIM=0 without a GPU
     pytest.skip("no CUDA device and the simulator is off", allow_module_level=True)
@@ -34,11 +38,21 @@ if not VECTORS.exists():
 RNG = np.random.default_rng(1234)
 
 
+DEFAULT_TPB = _gpu._TPB[0]
+
+
 @pytest.fixture(autouse=True)
 def small_blocks():
     old = _gpu.set_block_size(8)
     yield
     _gpu.set_block_size(old)
+
+
+@pytest.fixture(params=[8, DEFAULT_TPB], ids=lambda t: f"tpb{t}")
+def tpb(request):
+    """Both block sizes: 8 threads, and the default the library ships with."""
+    _gpu.set_block_size(request.param)
+    return request.param
 
 
 def dev(a):
@@ -562,3 +576,165 @@ def test_bench_code_path_runs_tiny():
     assert all({"median_ms", "gbps", "copy_gbps", "ratio_to_copy"} <= set(r) for r in res)
     with pytest.raises(_gpu.NoCudaDeviceError, match="simulator"):
         _bench_gpu.bench_cuda(quick=True)
+
+
+# --------------------------------------------------------------------------- default blocks
+# (rows, K) for each launch configuration at 256 threads (ITEMS = 8): groups of 8 threads
+# (32 rows per block), groups of 64 threads (two warps, 4 rows per block, the block-wide
+# vote), one row per block in registers (8 reduction levels), one row per block re-read
+# from memory (K > 2048). At 8 threads the same shapes take the re-reading path.
+SHAPES_256 = {"rows_per_block": (40, 37), "two_warps": (6, 300), "block_row": (2, 1100),
+              "reread": (1, 2100)}
+
+
+@pytest.mark.parametrize("case", list(SHAPES_256))
+def test_default_block_forward_threshold_jvp(tpb, case):
+    n, K = SHAPES_256[case]
+    n = n if tpb > 8 else min(n, 5)  # 8-thread blocks: one row per block, keep it short
+    dtype = np.float32 if case == "two_warps" else np.float64
+    z = (RNG.normal(size=(n, K)) * 2).astype(dtype)
+    z[0, 3] = z[0, 5]  # a tie
+    p = host(sm.sparsemax(dev(z)))
+    np.testing.assert_allclose(p, naive.sparsemax(z), atol=tol(dtype), rtol=0)
+    tau, k = sm.sparsemax_threshold(dev(z))
+    tn, kn = naive.threshold(z)
+    np.testing.assert_allclose(host(tau), tn, atol=tol(dtype), rtol=0)
+    np.testing.assert_array_equal(host(k), kn)
+    if case in ("two_warps", "reread"):
+        v = RNG.normal(size=z.shape).astype(dtype)
+        np.testing.assert_allclose(
+            host(sm.sparsemax_jvp(dev(p), dev(v))), naive.jvp(p, v), atol=10 * tol(dtype)
+        )
+
+
+@pytest.mark.parametrize("case", ["two_warps", "block_row"])
+def test_default_block_losses(tpb, case):
+    n, K = SHAPES_256[case]
+    z = RNG.normal(size=(n, K))
+    y = RNG.integers(0, K, n)
+    y[-1] = -100
+    kw = dict(reduction="mean", ignore_index=-100)
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(y), **kw)
+    lc, gc = sm.sparsemax_loss_and_grad(z, y, **kw)
+    np.testing.assert_allclose(host(loss), lc, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), gc, atol=1e-12)
+    keep = y != -100
+    np.testing.assert_allclose(
+        host(sm.sparsemax_loss(dev(z), dev(y), ignore_index=-100))[keep],
+        naive.loss(z[keep], y[keep]), atol=1e-10,
+    )
+    q = RNG.random(size=z.shape)
+    q[q < 0.8] = 0.0
+    q[:, 0] += 0.1
+    q /= q.sum(axis=1, keepdims=True)
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(q), reduction="sum")
+    lc, gc = sm.sparsemax_loss_and_grad(z, q, reduction="sum")
+    np.testing.assert_allclose(host(loss), lc, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), gc, atol=1e-12)
+
+
+def test_default_block_long_rows(tpb):
+    # Three chunks per row at 256 threads (2048 entries each): a N(0, 1) row (candidates fit
+    # the buffer), a U(0, 1) row (they do not: the last block searches the whole row) and
+    # a row with a NaN. At 8 threads the chunks are 64 entries (8 per row).
+    old = _gpu.set_long_rows(min_k=32 if tpb == 8 else 4096, max_rows=32)
+    try:
+        K = 5000 if tpb > 8 else 500
+        z = np.vstack([RNG.normal(size=K), RNG.random(size=K), RNG.normal(size=K)])
+        z[2, K - 10] = np.nan
+        p = host(sm.sparsemax(dev(z)))
+        np.testing.assert_allclose(p, naive.sparsemax(z), atol=1e-12, rtol=0)
+        assert np.isnan(p[2]).all()
+        tau, k = sm.sparsemax_threshold(dev(z[:2]))
+        tn, kn = naive.threshold(z[:2])
+        np.testing.assert_allclose(host(tau), tn, atol=1e-12, rtol=0)
+        np.testing.assert_array_equal(host(k), kn)
+    finally:
+        _gpu.set_long_rows(**old)
+
+
+# --------------------------------------------------------------------------- launch safety
+class _Interrupt(BaseException):
+    pass
+
+
+def test_long_rows_interrupted_call_leaves_nothing_stale(long_rows, monkeypatch):
+    # The gather kernel runs (counters, keys and candidates filled), then the call is
+    # interrupted before the write kernel, as a KeyboardInterrupt during a first compile
+    # would. The next call on the same stream (same cached scratch) must be exact.
+    z_a = RNG.random(size=(2, 200)) + 5.0
+    z_b = RNG.normal(size=(2, 200))
+    real = _cuda.k_lr_write
+
+    class Stop:
+        def __getitem__(self, cfg):
+            def launch(*args):
+                raise _Interrupt()
+            return launch
+
+    monkeypatch.setattr(_cuda, "k_lr_write", Stop())
+    with pytest.raises(_Interrupt):
+        sm.sparsemax(dev(z_a))
+    monkeypatch.setattr(_cuda, "k_lr_write", real)
+    keys, ctr, _, _ = next(reversed(_gpu._scratch_cache.d.values()))
+    assert host(ctr)[:2, _cuda.C_DONE].tolist() == [4, 4]  # really left dirty
+    np.testing.assert_allclose(host(sm.sparsemax(dev(z_b))), naive.sparsemax(z_b), atol=1e-12)
+    tau, k = sm.sparsemax_threshold(dev(z_b))
+    np.testing.assert_array_equal(host(k), naive.threshold(z_b)[1])
+
+
+def test_long_rows_many_rows_fit_the_grid(monkeypatch):
+    # More than 65535 long rows: the launch grid is one-dimensional (rows x chunks in x),
+    # whose limit is 2^31 - 1, never gridDim.y's 65535. The kernels are recorded, not run
+    # (70000 simulated blocks would take minutes); the small tests above run the same code.
+    old = _gpu.set_long_rows(min_k=32, max_rows=1 << 20)
+    grids = []
+
+    class Record:
+        def __getitem__(self, cfg):
+            grids.append(cfg)
+            return lambda *args: None
+
+    monkeypatch.setattr(_cuda, "k_lr_gather", Record())
+    monkeypatch.setattr(_cuda, "k_lr_write", Record())
+    try:
+        n, K = 70000, 100
+        sm.sparsemax(cuda.device_array((n, K)))
+    finally:
+        _gpu.set_long_rows(**old)
+    assert len(grids) == 2
+    B = -(-K // (8 * _cuda.ITEMS))
+    for grid, block, _ in grids:
+        assert grid == n * B and isinstance(grid, int) and block == 8
+    with pytest.raises(ValueError, match="grid"):
+        _gpu._lr_grid(2**20, 2**12)
+
+
+def test_stream_waits_for_the_producer_stream(monkeypatch):
+    # With stream=, the kernels must wait (an event, no host sync) for the stream that
+    # wrote the input. The simulator runs everything synchronously, so the ordering is
+    # checked on the calls made: record on the producer, wait on the consumer.
+    calls = []
+
+    class Ev:
+        def record(self, stream=0):
+            calls.append(("record", stream))
+
+        def wait(self, stream=0):
+            calls.append(("wait", stream))
+
+    monkeypatch.setattr(cuda, "event", lambda *a, **k: Ev())
+    s1 = cuda.stream()
+    s2 = cuda.stream()
+    z = RNG.normal(size=(3, 6))
+    zd = cuda.to_device(z, stream=s1).bind(s1)  # a Numba array remembers its stream
+    p = sm.sparsemax(zd, stream=s2)
+    assert ("record", s1) in calls and ("wait", s2) in calls
+    assert calls.index(("record", s1)) < calls.index(("wait", s2))
+    np.testing.assert_allclose(host(p), sm.sparsemax(z), atol=1e-12)
+    calls.clear()
+    sm.sparsemax(zd, stream=s1)  # same stream: nothing to wait for
+    assert calls == []
+    calls.clear()
+    sm.sparsemax(zd)  # no stream=: the work is on the default stream, no event
+    assert calls == []
