@@ -36,6 +36,7 @@ if not VECTORS.exists():
     VECTORS = Path("/work/shared/vectors.json")
 
 RNG = np.random.default_rng(1234)
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
 
 
 DEFAULT_TPB = _gpu._TPB[0]
@@ -574,6 +575,8 @@ def test_bench_code_path_runs_tiny():
         "sparsemax", "sparsemax_threshold", "sparsemax_jvp", "sparsemax_loss_and_grad"
     ]
     assert all({"median_ms", "gbps", "copy_gbps", "ratio_to_copy"} <= set(r) for r in res)
+    if not SIMULATOR:
+        return
     with pytest.raises(_gpu.NoCudaDeviceError, match="simulator"):
         _bench_gpu.bench_cuda(quick=True)
 
@@ -738,3 +741,36 @@ def test_stream_waits_for_the_producer_stream(monkeypatch):
     calls.clear()
     sm.sparsemax(zd)  # no stream=: the work is on the default stream, no event
     assert calls == []
+
+
+# --------------------------------------------------------------------------- the GPU check
+def test_check_command_runs_tiny_under_the_simulator(tmp_path, monkeypatch):
+    # ``sparsemax-nb bench --device cuda --check`` on a GPU; here its code at tiny sizes
+    # (no GPU test run, meaningless times), and once with a broken reference to show a
+    # wrong result is reported.
+    from sparsemax_nb import _bench_gpu
+
+    path = tmp_path / "check.json"
+    doc = _bench_gpu.check_cuda(str(path), run_tests=False, _cuda_mod=cuda, _tiny=True)
+    saved = json.loads(path.read_text())
+    assert saved["ok"] is True and doc["ok"] is True
+    names = [c["name"] for c in saved["checks"]]
+    assert {"rows_per_warp", "two_warps", "axis0", "long_normal", "long_uniform"} <= set(names)
+    assert all(c["ok"] and c["support_mismatches"] == 0 for c in saved["checks"])
+    assert saved["timings"][0]["name"] == "sparsemax"
+    real = _bench_gpu._ref_sparsemax64
+    monkeypatch.setattr(_bench_gpu, "_ref_sparsemax64", lambda z, axis: real(z, axis) * 0.5)
+    bad = _bench_gpu.check_paths(cuda, _bench_gpu._CHECK_CASES["tiny"][:1])
+    assert bad[0]["ok"] is False
+    if not SIMULATOR:
+        return  # on a GPU the full check is what runs these tests: no recursion
+    with pytest.raises(_gpu.NoCudaDeviceError, match="simulator|NUMBA_ENABLE_CUDASIM"):
+        _bench_gpu.check_cuda(str(tmp_path / "x.json"))
+    import argparse
+
+    from sparsemax_nb import _bench
+
+    ap = argparse.ArgumentParser()
+    _bench.add_arguments(ap)
+    args = ap.parse_args(["--device", "cuda", "--check", "--json", str(tmp_path / "y.json")])
+    assert args.check and _bench.main(args) == 2  # the simulator is not a GPU
