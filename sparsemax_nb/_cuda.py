@@ -48,7 +48,7 @@ compiler.
 
 import math
 
-from numba import cuda, float64, int32, int64
+from numba import cuda, float32, float64, int32, int64
 
 from ._cuda_warp import SH_SHAPE, group_all, key_of, mul_rn, reduce3, value_of
 
@@ -56,6 +56,13 @@ ITEMS = 8  # entries of a row kept in registers per thread
 MAX_TPB = 256  # largest block size (sizes the shared scratch)
 MICHELOT_PASSES = 12  # plain Michelot passes before bisection steps are interleaved
 MAX_PASSES = 400  # hard stop; never reached (the bracket collapses first)
+ITEMS_REG = 32  # float32 entries per thread in the register-resident kernels
+PASSES32 = 8  # float32 Michelot passes before the exact float64 finish
+# The float32 passes stop at most this far (shifted units, |tau| <= 1) above or below the
+# fixed point: their sums of at most ITEMS_REG + log2(MAX_TPB) rounded terms are off by
+# about 40 * 2^-24 relative, 2^-12 is a wide margin. The float64 finish starts this far
+# below the float32 estimate, so it starts below tau.
+MARGIN32 = 2.0**-12
 
 _INF = math.inf
 _NAN = math.nan
@@ -197,6 +204,131 @@ def _setup(n_rows, inner, G):
     if not valid:
         r = 0
     return t, g, r, valid, r // inner, r % inner
+
+
+# --------------------------------------------------------------------------- register-resident
+# Float32 rows of a few hundred to a few thousand entries (``_gpu`` routes them here): each
+# thread holds ITEMS_REG = 32 float32 entries in registers, so a row of up to 1024 entries
+# is one warp (no block barrier at all: shuffles and a warp vote) and up to 8192 entries
+# are at most 8 warps. The search runs in two phases:
+#
+# 1. At most PASSES32 Michelot passes in float32 (count and sum over ``x - m > t``, two
+#    float32 shuffles per level), stopping at the fixed point (the count repeats).
+# 2. The exact finish of ``_row_tau`` in float64 from ``t - MARGIN32``: usually a single
+#    pass confirms the support (``f(t) >= 0`` and no entry between ``t`` and the support
+#    formula's ``tau``), otherwise the float64 search simply continues (Michelot with the
+#    bisection guard), so the result is the float64 kernel's, bit for bit in the
+#    decisions, whatever the float32 phase did.
+#
+# Float64 work is one pass plus the output (about 6 float64 operations per entry instead
+# of ~27), which matters on GPUs whose FP64 rate is 1/64 of FP32.
+
+
+@cuda.jit(device=True)
+def _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc):
+    """``(m, tau_shifted, k, par)`` of the group's row, entries cached in ``loc`` (float32,
+    ``-inf`` padding); ``k == 0`` marks a NaN (or absent) row."""
+    ninf32 = float32(-_INF)
+    bad = float32(0.0)
+    negmax = float32(_INF)
+    for c in range(ITEMS_REG):
+        j = g + c * G
+        x = float32(z3[o, j, i]) if j < kk else ninf32
+        loc[c] = x
+        if x != x:
+            bad = float32(1.0)
+        elif -x < negmax:
+            negmax = -x
+    nbad, _, negmax = reduce3(sh32, t, g, G, bad, float32(0.0), negmax, 0)
+    par = 1
+    m32 = -negmax
+    m = float64(m32)
+    done = nbad > 0.0 or m == _INF or m == -_INF or kk == 0
+    # Phase 1: float32 Michelot passes (t increases, the count decreases to a fixed point).
+    t32 = float32(-1.0)
+    cprev = float32(-1.0)
+    fixed = done
+    for _ in range(PASSES32):
+        cs = float32(0.0)
+        ss = float32(0.0)
+        if not fixed:
+            for c in range(ITEMS_REG):
+                d = loc[c] - m32
+                if d > t32:
+                    cs += float32(1.0)
+                    ss += d
+        cs, ss, _ = reduce3(sh32, t, g, G, cs, ss, float32(0.0), par)
+        par = 1 - par
+        if not fixed:
+            if cs == cprev:
+                fixed = True
+            else:
+                cprev = cs
+                t32 = (ss - float32(1.0)) / cs
+        if group_all(fixed, G):
+            break
+    # Phase 2: the exact float64 search, from just below the float32 estimate.
+    lo = -1.0
+    hi = -1.0 / K
+    tt = max(lo, float64(t32) - MARGIN32)
+    tc_lo = lo
+    c_lo = 0.0
+    tau = _NAN
+    k = 0.0
+    it = 0
+    while True:
+        cs = 0.0
+        ss = 0.0
+        mm = _INF
+        if not done:
+            for c in range(ITEMS_REG):
+                d = float64(loc[c]) - m
+                if d > tt:
+                    cs += 1.0
+                    ss += d
+                    mm = min(mm, d)
+        cs, ss, mm = reduce3(sh, t, g, G, cs, ss, mm, par)
+        par = 1 - par
+        if not done:
+            lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
+                cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it
+            )
+        if group_all(done, G):
+            break
+    if not (k > 0.0):
+        return m, _NAN, 0, par
+    return m, tau, int(k), par
+
+
+@cuda.jit
+def k_forward_reg(z3, p3, n_rows, inner, G):
+    """``k_forward`` for float32 rows of at most ``G * ITEMS_REG`` entries."""
+    sh = cuda.shared.array(SH_SHAPE, float64)
+    sh32 = cuda.shared.array(SH_SHAPE, float32)
+    loc = cuda.local.array(ITEMS_REG, float32)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    kk = K if valid else 0
+    m, tau, k, par = _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc)
+    for c in range(ITEMS_REG):
+        j = g + c * G
+        if j < kk:
+            p3[o, j, i] = _p_of(float64(loc[c]), m, tau, k)
+
+
+@cuda.jit
+def k_threshold_reg(z3, tau_out, k_out, n_rows, inner, G):
+    """``k_threshold`` for float32 rows of at most ``G * ITEMS_REG`` entries."""
+    sh = cuda.shared.array(SH_SHAPE, float64)
+    sh32 = cuda.shared.array(SH_SHAPE, float32)
+    loc = cuda.local.array(ITEMS_REG, float32)
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    K = z3.shape[1]
+    kk = K if valid else 0
+    m, tau, k, par = _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc)
+    if valid and g == 0:
+        tau_out[r] = m + tau if k > 0 else _NAN
+        k_out[r] = k
 
 
 # --------------------------------------------------------------------------- kernels

@@ -218,6 +218,22 @@ def _launch_cfg(K, n):
     return -(-n // rows_per_block), tpb, G
 
 
+def _reg_cfg(K, n, dt):
+    """``(blocks, threads, G)`` of the register-resident float32 kernels, or None when the
+    row is not float32, short (the kernels above keep it in registers already) or longer
+    than a block's registers (``tpb * ITEMS_REG`` entries)."""
+    from . import _cuda
+
+    tpb = _TPB[0]
+    if np.dtype(dt) != np.float32 or K <= 64 or K > tpb * _cuda.ITEMS_REG:
+        return None
+    per = -(-K // _cuda.ITEMS_REG)
+    G = 1
+    while G < per:
+        G *= 2
+    return -(-n // (tpb // G)), tpb, G
+
+
 # Long rows: several blocks per row (see sparsemax_nb._cuda, "long rows") when a call has at
 # most ``max_rows`` rows of at least ``min_k`` entries. The candidate buffer holds
 # ``max(chunk, K // 16)`` entries per row; rows with more candidates are solved from the row
@@ -387,6 +403,9 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
         if _long_rows(n, K):
             state, B = _multiblock_state(ctx, zv, n, K, inner)
             _cuda.k_lr_write[_lr_grid(n, B), _TPB[0], ctx.stream](zv, pv, inner, B, state)
+        elif _reg_cfg(K, n, dt) is not None:
+            blocks, tpb, G = _reg_cfg(K, n, dt)
+            _cuda.k_forward_reg[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
         else:
             blocks, tpb, G = _launch_cfg(K, n)
             _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
@@ -411,6 +430,9 @@ def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
             if _long_rows(n, K):
                 state, _ = _multiblock_state(ctx, zv, n, K, inner)
                 _cuda.k_lr_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
+            elif _reg_cfg(K, n, dt) is not None:
+                blocks, tpb, G = _reg_cfg(K, n, dt)
+                _cuda.k_threshold_reg[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
             else:
                 blocks, tpb, G = _launch_cfg(K, n)
                 _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)

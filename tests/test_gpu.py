@@ -525,6 +525,8 @@ sigs = {
     "k_forward": [(A(f32, 3), A(f32, 3), i64, i64, i64), (A(f64, 3), A(f64, 3), i64, i64, i64),
                   (A(f16, 3), A(f32, 3), i64, i64, i64), (A(b1, 3), A(f64, 3), i64, i64, i64)],
     "k_threshold": [(A(f32, 3), A(f32, 1), A(i64, 1), i64, i64, i64)],
+    "k_forward_reg": [(A(f32, 3), A(f32, 3), i64, i64, i64), (A(f16, 3), A(f32, 3), i64, i64, i64)],
+    "k_threshold_reg": [(A(f32, 3), A(f32, 1), A(i64, 1), i64, i64, i64)],
     "k_jvp": [(A(f32, 3), A(f64, 3), A(f64, 3), i64, i64, i64)],
     "k_loss_labels": [(A(f32, 3), A(i32, 1), i64, f64, A(f32, 1), A(f32, 3), b1, i64, i64, i64)],
     "k_loss_dist": [(A(f64, 3), A(f64, 3), f64, A(f64, 1), A(f64, 3), b1, i64, i64, i64)],
@@ -543,6 +545,11 @@ for name, ss in sigs.items():
         ptx, _ = cuda.compile_ptx(getattr(C, name).py_func, sig, cc=(8, 0))
         # The per-thread row cache must stay in registers (no local-memory arrays).
         assert ".local" not in ptx, name
+        if name in ("k_forward", "k_forward_reg", "k_threshold"):
+            # The step's product is rounded on its own (not fused into s - c t).
+            assert "mul.rn.f64" in ptx, name
+        if name.endswith("_reg"):
+            assert "shfl.sync" in ptx, name
 print("ok")
 '''
 
