@@ -48,7 +48,7 @@ compiler.
 
 import math
 
-from numba import cuda, float32, float64, int32, int64
+from numba import cuda, float32, float64, int32, int64, uint64
 
 from ._cuda_warp import SH_SHAPE, group_all, key_of, mul_rn, reduce3, value_of
 
@@ -225,15 +225,16 @@ def _setup(n_rows, inner, G):
 
 
 @cuda.jit(device=True)
-def _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc):
+def _row_tau_reg(z1, base, step, kk, K, g, G, t, sh, sh32, loc):
     """``(m, tau_shifted, k, par)`` of the group's row, entries cached in ``loc`` (float32,
-    ``-inf`` padding); ``k == 0`` marks a NaN (or absent) row."""
+    ``-inf`` padding); ``k == 0`` marks a NaN (or absent) row. Entry ``j = g + c G`` of the
+    row is ``z1[base + c step]`` (flat, unsigned indices: no negative-index fix-ups)."""
     ninf32 = float32(-_INF)
     bad = float32(0.0)
     negmax = float32(_INF)
+    nv = _n_mine(kk, g, G)
     for c in range(ITEMS_REG):
-        j = g + c * G
-        x = float32(z3[o, j, i]) if j < kk else ninf32
+        x = float32(z1[base + uint64(c) * step]) if c < nv else ninf32
         loc[c] = x
         if x != x:
             bad = float32(1.0)
@@ -300,32 +301,50 @@ def _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc):
     return m, tau, int(k), par
 
 
+@cuda.jit(device=True)
+def _n_mine(kk, g, G):
+    """How many of the entries ``g, g + G, ...`` are below ``kk``: the unrolled loops test
+    ``c < n`` (a small int32 against a constant) rather than 32 live 64-bit ``g + c G < kk``
+    (which cost ~45 registers)."""
+    if kk <= g:
+        return int32(0)
+    return int32((kk - g + G - 1) // G)
+
+
+@cuda.jit(device=True)
+def _flat(n_rows, K, inner, G):
+    """Flat unsigned ``(base, step)`` of the group's entries ``g, g + G, ...`` and the
+    ``_setup`` values."""
+    t, g, r, valid, o, i = _setup(n_rows, inner, G)
+    base = (uint64(o) * uint64(K) + uint64(g)) * uint64(inner) + uint64(i)
+    step = uint64(G) * uint64(inner)
+    return t, g, r, valid, base, step
+
+
 @cuda.jit
-def k_forward_reg(z3, p3, n_rows, inner, G):
-    """``k_forward`` for float32 rows of at most ``G * ITEMS_REG`` entries."""
+def k_forward_reg(z1, p1, n_rows, K, inner, G):
+    """``k_forward`` for float32 rows of at most ``G * ITEMS_REG`` entries (flat arrays)."""
     sh = cuda.shared.array(SH_SHAPE, float64)
     sh32 = cuda.shared.array(SH_SHAPE, float32)
     loc = cuda.local.array(ITEMS_REG, float32)
-    t, g, r, valid, o, i = _setup(n_rows, inner, G)
-    K = z3.shape[1]
+    t, g, r, valid, base, step = _flat(n_rows, K, inner, G)
     kk = K if valid else 0
-    m, tau, k, par = _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc)
+    m, tau, k, par = _row_tau_reg(z1, base, step, kk, K, g, G, t, sh, sh32, loc)
+    nv = _n_mine(kk, g, G)
     for c in range(ITEMS_REG):
-        j = g + c * G
-        if j < kk:
-            p3[o, j, i] = _p_of(float64(loc[c]), m, tau, k)
+        if c < nv:
+            p1[base + uint64(c) * step] = _p_of(float64(loc[c]), m, tau, k)
 
 
 @cuda.jit
-def k_threshold_reg(z3, tau_out, k_out, n_rows, inner, G):
-    """``k_threshold`` for float32 rows of at most ``G * ITEMS_REG`` entries."""
+def k_threshold_reg(z1, tau_out, k_out, n_rows, K, inner, G):
+    """``k_threshold`` for float32 rows of at most ``G * ITEMS_REG`` entries (flat array)."""
     sh = cuda.shared.array(SH_SHAPE, float64)
     sh32 = cuda.shared.array(SH_SHAPE, float32)
     loc = cuda.local.array(ITEMS_REG, float32)
-    t, g, r, valid, o, i = _setup(n_rows, inner, G)
-    K = z3.shape[1]
+    t, g, r, valid, base, step = _flat(n_rows, K, inner, G)
     kk = K if valid else 0
-    m, tau, k, par = _row_tau_reg(z3, o, i, kk, K, g, G, t, sh, sh32, loc)
+    m, tau, k, par = _row_tau_reg(z1, base, step, kk, K, g, G, t, sh, sh32, loc)
     if valid and g == 0:
         tau_out[r] = m + tau if k > 0 else _NAN
         k_out[r] = k

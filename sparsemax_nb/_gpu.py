@@ -405,7 +405,9 @@ def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
             _cuda.k_lr_write[_lr_grid(n, B), _TPB[0], ctx.stream](zv, pv, inner, B, state)
         elif _reg_cfg(K, n, dt) is not None:
             blocks, tpb, G = _reg_cfg(K, n, dt)
-            _cuda.k_forward_reg[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
+            _cuda.k_forward_reg[blocks, tpb, ctx.stream](
+                zv.reshape(-1), pv.reshape(-1), n, K, inner, G
+            )
         else:
             blocks, tpb, G = _launch_cfg(K, n)
             _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
@@ -432,7 +434,9 @@ def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
                 _cuda.k_lr_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
             elif _reg_cfg(K, n, dt) is not None:
                 blocks, tpb, G = _reg_cfg(K, n, dt)
-                _cuda.k_threshold_reg[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
+                _cuda.k_threshold_reg[blocks, tpb, ctx.stream](
+                    zv.reshape(-1), tau_v, k_v, n, K, inner, G
+                )
             else:
                 blocks, tpb, G = _launch_cfg(K, n)
                 _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)

@@ -42,8 +42,8 @@ f32, f64, b1, i32, i64, u64 = (types.float32, types.float64, types.boolean, type
 SIGS = {
     "k_forward": [(A(f32, 3), A(f32, 3), i64, i64, i64), (A(f64, 3), A(f64, 3), i64, i64, i64)],
     "k_threshold": [(A(f32, 3), A(f32, 1), A(i64, 1), i64, i64, i64)],
-    "k_forward_reg": [(A(f32, 3), A(f32, 3), i64, i64, i64)],
-    "k_threshold_reg": [(A(f32, 3), A(f32, 1), A(i64, 1), i64, i64, i64)],
+    "k_forward_reg": [(A(f32, 1), A(f32, 1), i64, i64, i64, i64)],
+    "k_threshold_reg": [(A(f32, 1), A(f32, 1), A(i64, 1), i64, i64, i64, i64)],
     "k_jvp": [(A(f32, 3), A(f32, 3), A(f32, 3), i64, i64, i64)],
     "k_loss_labels": [(A(f32, 3), A(i64, 1), i64, f64, A(f32, 1), A(f32, 3), b1, i64, i64, i64)],
     "k_loss_dist": [(A(f32, 3), A(f32, 3), f64, A(f32, 1), A(f32, 3), b1, i64, i64, i64)],
