@@ -297,7 +297,7 @@ def _scratch(ctx, n, cap):
         cuda = ctx.cuda
         st = ctx.stream
         hit = (
-            cuda.device_array(n_c, np.uint64, stream=st),
+            cuda.device_array((n_c, 2), np.uint64, stream=st),
             cuda.device_array((n_c, _cuda.NCTR), np.int32, stream=st),
             cuda.device_array((n_c, cap_c), np.float64, stream=st),
             cuda.device_array((n_c, _cuda.NSTATE), np.float64, stream=st),

@@ -536,8 +536,8 @@ sigs = {
     "k_check_dist": [(A(f32, 3), i64, i64, A(i64, 1), A(f64, 1))],
     "k_check_01": [(A(b1, 3), i64, i64, A(i64, 1), A(i64, 1))],
     "k_proportions": [(A(types.int8, 3), A(f64, 3), i64, i64)],
-    "k_lr_gather": [(A(f32, 3), i64, i64, A(types.uint64, 1), A(i32, 2), A(f64, 2), A(f64, 2)),
-                    (A(f64, 3), i64, i64, A(types.uint64, 1), A(i32, 2), A(f64, 2), A(f64, 2))],
+    "k_lr_gather": [(A(f32, 3), i64, i64, A(types.uint64, 2), A(i32, 2), A(f64, 2), A(f64, 2)),
+                    (A(f64, 3), i64, i64, A(types.uint64, 2), A(i32, 2), A(f64, 2), A(f64, 2))],
     "k_lr_write": [(A(f32, 3), A(f32, 3), i64, i64, A(f64, 2))],
     "k_lr_tau": [(A(f64, 2), A(f32, 1), A(i64, 1))],
 }
