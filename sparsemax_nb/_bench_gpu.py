@@ -164,18 +164,22 @@ def _measure(cuda, device, rows, K, long_k, repeats):
 
 # --------------------------------------------------------------------------- one-shot check
 # (name, rows, K, axis, dtype, kind) of each launch configuration at the default block size
-# (256 threads, ITEMS = 8 entries per thread): groups of 1 to 32 threads (many rows per
-# warp), of several warps (several rows per block), one row per block in registers, one
-# row per block re-read from memory, a non-last axis, and long rows (several blocks per row:
-# N(0, 1) rows whose candidates fit the buffer, U(0, 1) and constant rows that do not).
+# (256 threads): float64 / short rows with ITEMS = 8 entries per thread (groups of 1 to 32
+# threads, several warps, one row per block), the register-resident float32 kernels
+# (32 entries per thread: several rows per warp, a warp per row, 2 and 8 warps per row),
+# rows re-read from memory, a non-last axis, and long rows (several blocks per row: N(0, 1)
+# and U(0, 1) rows whose candidates fit the buffer, constant rows that do not).
 _CHECK_CASES = {
     "gpu": [
         ("rows_per_warp", 65536, 8, -1, "float32", "normal"),
-        ("rows_per_block", 8192, 100, -1, "float32", "normal"),
+        ("reg_rows_per_warp", 8192, 100, -1, "float32", "normal"),
+        ("reg_warp_per_row", 65536, 1024, -1, "float32", "normal"),
+        ("reg_warp_uniform", 16384, 1024, -1, "float32", "uniform"),
+        ("reg_two_warps_ties", 2048, 2000, -1, "float32", "ties"),
+        ("reg_eight_warps", 1024, 8000, -1, "float16", "normal"),
         ("two_warps", 4096, 300, -1, "float64", "normal"),
-        ("block_row", 2048, 1100, -1, "float32", "normal"),
-        ("block_row_ties", 512, 2000, -1, "float32", "ties"),
-        ("reread", 256, 5000, -1, "float64", "normal"),
+        ("block_row", 2048, 1100, -1, "float64", "normal"),
+        ("reread", 256, 9000, -1, "float32", "normal"),
         ("axis0", 700, 300, 0, "float32", "normal"),
         ("long_normal", 3, 10**6, -1, "float32", "normal"),
         ("long_uniform", 2, 2 * 10**5, -1, "float32", "uniform"),
@@ -185,6 +189,7 @@ _CHECK_CASES = {
     # Under the simulator (the tests): the same paths at 8-thread blocks, tiny sizes.
     "tiny": [
         ("rows_per_warp", 20, 4, -1, "float32", "normal"),
+        ("reg", 3, 200, -1, "float32", "ties"),
         ("two_warps", 3, 150, -1, "float64", "normal"),
         ("axis0", 40, 3, 0, "float32", "normal"),
         ("long_normal", 2, 300, -1, "float32", "normal"),
@@ -242,7 +247,7 @@ def check_paths(cuda, cases, long_min_k=None):
         for name, rows, K, axis, dtype, kind in cases:
             z = _case_array(rng, rows, K, axis, dtype, kind)
             z64 = z.astype(np.float64)
-            tol = 1e-5 if dtype == "float32" else 1e-11
+            tol = 1e-11 if dtype == "float64" else 1e-5
             zd = cuda.to_device(z)
             p = sm.sparsemax(zd, axis=axis).copy_to_host()
             ref = _ref_sparsemax64(z64, axis)

@@ -595,14 +595,18 @@ def test_bench_code_path_runs_tiny():
 # vote), one row per block in registers (8 reduction levels), one row per block re-read
 # from memory (K > 2048). At 8 threads the same shapes take the re-reading path.
 SHAPES_256 = {"rows_per_block": (40, 37), "two_warps": (6, 300), "block_row": (2, 1100),
-              "reread": (1, 2100)}
+              "reread": (1, 2100), "reg_warp_per_row": (9, 1000), "reg_four_warps": (3, 4000)}
+# float32 rows of 65 to 8192 entries take the register-resident kernels (32 entries per
+# thread): a warp per row (8 rows per block, the last block partly empty), and four warps
+# per row (two rows per block, block-wide votes). At 8 threads they take the others.
+FLOAT32_CASES = ("rows_per_block", "reg_warp_per_row", "reg_four_warps")
 
 
 @pytest.mark.parametrize("case", list(SHAPES_256))
 def test_default_block_forward_threshold_jvp(tpb, case):
     n, K = SHAPES_256[case]
     n = n if tpb > 8 else min(n, 5)  # 8-thread blocks: one row per block, keep it short
-    dtype = np.float32 if case == "two_warps" else np.float64
+    dtype = np.float32 if case in FLOAT32_CASES else np.float64
     z = (RNG.normal(size=(n, K)) * 2).astype(dtype)
     z[0, 3] = z[0, 5]  # a tie
     p = host(sm.sparsemax(dev(z)))
@@ -782,3 +786,39 @@ def test_check_command_runs_tiny_under_the_simulator(tmp_path, monkeypatch):
     _bench.add_arguments(ap)
     args = ap.parse_args(["--device", "cuda", "--check", "--json", str(tmp_path / "y.json")])
     assert args.check and _bench.main(args) == 2  # the simulator is not a GPU
+
+
+# --------------------------------------------------------------------------- register path
+def test_register_resident_float32_matches_cpu():
+    # Float32 rows of 65..256 entries take the register-resident kernels at 8 threads
+    # (32 float32 entries per thread, float32 Michelot passes, float64 finish). Rows built
+    # to stress the float32 phase: exact ties, one-ulp near ties at the threshold, huge and
+    # tiny scales, -inf entries, a NaN row, a constant row, an adversarial Michelot row.
+    K = 200
+    rows = [
+        np.round(RNG.normal(size=K) * 4) / 4,
+        RNG.random(K),
+        RNG.normal(size=K) * 1e-6,
+        RNG.normal(size=K) * 1e30,
+        np.full(K, 3.0),
+        -(2.0 ** -np.arange(K, dtype=np.float64) * 0.5),
+    ]
+    z = np.vstack(rows).astype(np.float32)
+    # Near ties: the entries around the CPU's threshold nudged by one ulp each way.
+    tau0, _ = sm.sparsemax_threshold(z[0])
+    z[0, :6] = np.nextafter(np.float32(tau0), np.float32([-np.inf, np.inf] * 3))
+    z[1, ::9] = -np.inf
+    nanrow = RNG.normal(size=(1, K)).astype(np.float32)
+    nanrow[0, 100] = np.nan
+    z = np.vstack([z, nanrow])
+    assert _gpu._reg_cfg(K, len(z), np.float32) is not None  # the path under test
+    p = host(sm.sparsemax(dev(z)))
+    pc = sm.sparsemax(z)
+    np.testing.assert_array_equal(np.isnan(p), np.isnan(pc))
+    np.testing.assert_allclose(p, pc, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(p > 0, pc > 0)  # the same support, entry by entry
+    tau, k = sm.sparsemax_threshold(dev(z))
+    tc, kc = sm.sparsemax_threshold(z)
+    np.testing.assert_array_equal(host(k), kc)
+    np.testing.assert_allclose(host(tau), tc, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(host(tau)[:-1], naive.threshold(z[:-1])[0], rtol=1e-6)
