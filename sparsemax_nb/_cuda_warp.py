@@ -47,7 +47,7 @@ cleared to zero bytes is a valid "nothing seen yet" for ``atomic.max`` on keys.
 import numpy as np
 from numba import config, cuda, int64, uint32, uint64
 
-SIM = bool(config.ENABLE_CUDASIM)
+SIM = bool(getattr(config, "ENABLE_CUDASIM", 0))
 WARP = 32
 MAX_TPB = 256  # largest block size
 

@@ -15,6 +15,12 @@ stream needs the caller's own synchronisation, as with any CuPy stream.
 
 ``method`` is validated but not used: the device threshold (Michelot's fixed point with a
 bisection safeguard, finished by the exact support formula) is the same for all methods.
+
+Kernel choice (see :mod:`sparsemax_nb._cuda`): float32 (and float16) rows of 65 to
+``32 * block size`` entries take the register-resident kernels (a warp per row up to 1024
+entries); other rows the general ones; calls with at most ``max_rows`` rows of at least
+``min_k`` entries (:func:`set_long_rows`) the long-row kernels (two launches, no host
+round trip, scratch cached per device, stream and size class).
 """
 
 import math
@@ -81,7 +87,7 @@ def _cuda():
 def _sim():
     from numba import config
 
-    return bool(config.ENABLE_CUDASIM)
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
 
 
 def _is_device(x):
