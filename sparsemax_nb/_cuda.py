@@ -111,6 +111,16 @@ def _step(cs, ss, mm, lo, hi, tt, tc_lo, c_lo, it):
 
 
 @cuda.jit(device=True)
+def _n_mine(kk, g, G):
+    """How many of the entries ``g, g + G, ...`` are below ``kk``: the unrolled loops test
+    ``c < n`` (a small int32 against a constant) rather than 32 live 64-bit ``g + c G < kk``
+    (which cost ~45 registers)."""
+    if kk <= g:
+        return int32(0)
+    return int32((kk - g + G - 1) // G)
+
+
+@cuda.jit(device=True)
 def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
     """``(m, tau_shifted, k, par)`` of the group's row; ``k == 0`` marks a NaN (or absent) row.
 
@@ -125,9 +135,10 @@ def _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached):
     if cached:
         # A loop of constant trip count with constant indices once unrolled: ``loc`` can
         # live in registers.
+        nv = _n_mine(kk, g, G)
         for c in range(ITEMS):
             j = g + c * G
-            x = float64(z3[o, j, i]) if j < kk else -_INF
+            x = float64(z3[o, j, i]) if c < nv else -_INF
             loc[c] = x
             if x != x:
                 bad = 1.0
@@ -302,16 +313,6 @@ def _row_tau_reg(z1, base, step, kk, K, g, G, t, sh, sh32, loc):
 
 
 @cuda.jit(device=True)
-def _n_mine(kk, g, G):
-    """How many of the entries ``g, g + G, ...`` are below ``kk``: the unrolled loops test
-    ``c < n`` (a small int32 against a constant) rather than 32 live 64-bit ``g + c G < kk``
-    (which cost ~45 registers)."""
-    if kk <= g:
-        return int32(0)
-    return int32((kk - g + G - 1) // G)
-
-
-@cuda.jit(device=True)
 def _flat(n_rows, K, inner, G):
     """Flat unsigned ``(base, step)`` of the group's entries ``g, g + G, ...`` and the
     ``_setup`` values."""
@@ -362,9 +363,10 @@ def k_forward(z3, p3, n_rows, inner, G):
     kk = K if valid else 0
     m, tau, k, par = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
     if cached:
+        nv = _n_mine(kk, g, G)
         for c in range(ITEMS):
             j = g + c * G
-            if j < kk:
+            if c < nv:
                 p3[o, j, i] = _p_of(loc[c], m, tau, k)
     else:
         for j in range(g, kk, G):
@@ -438,9 +440,10 @@ def k_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, n_rows, inner, G):
     m, tau, k, par = _row_tau(z3, o, i, kk, K, g, G, t, sh, loc, cached)
     acc = 0.0
     if cached:
+        nv = _n_mine(kk, g, G)
         for c in range(ITEMS):
             j = g + c * G
-            if j < kk:
+            if c < nv:
                 gj = _p_of(loc[c], m, tau, k) - (1.0 if j == label else 0.0)
                 acc += gj * gj
                 if want_grad:
@@ -494,9 +497,10 @@ def k_loss_dist(z3, q3, scale, loss, g3, want_grad, n_rows, inner, G):
     acc = 0.0
     off = 0.0
     if cached:
+        nv = _n_mine(kk, g, G)
         for c in range(ITEMS):
             j = g + c * G
-            if j < kk:
+            if c < nv:
                 qj = float64(q3[o, j, i])
                 acc, off = _dist_term(loc[c], qj, m, tau, k, acc, off)
                 if want_grad:
