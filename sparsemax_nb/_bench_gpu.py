@@ -192,9 +192,9 @@ _CHECK_CASES = {
         ("reg", 3, 200, -1, "float32", "ties"),
         ("two_warps", 3, 150, -1, "float64", "normal"),
         ("axis0", 40, 3, 0, "float32", "normal"),
-        ("long_normal", 2, 300, -1, "float32", "normal"),
-        ("long_uniform", 2, 300, -1, "float64", "uniform"),
-        ("long_nan", 1, 200, -1, "float32", "nan"),
+        ("long_normal", 2, 150, -1, "float32", "normal"),
+        ("long_uniform", 1, 150, -1, "float64", "uniform"),
+        ("long_nan", 1, 100, -1, "float32", "nan"),
     ],
 }
 

@@ -38,10 +38,12 @@ All sums accumulate in float64 whatever the input dtype.
 
 Rounding
 --------
-The test ``s - c t - 1 >= 0`` decides which side of ``tau`` a trial point lies on. NVVM
-fuses ``s - c * t`` into one FMA by default (one rounding instead of two), which can flip
-that decision on near ties and give a support different from the CPU's; the product goes
-through ``mul_rn`` (``__nv_dmul_rn``, never contracted). The other products (``gj * gj`` in
+The test ``s - c t - 1 >= 0`` decides which side of ``tau`` a trial point lies on. The
+CUDA toolchain fuses ``s - c * t`` into one DFMA by default (ptxas contracts a plain
+``mul.f64`` followed by ``sub.f64``; one rounding instead of two), which can flip that
+decision on near ties and give a support different from the CPU's; the product goes
+through ``mul_rn`` (``__nv_dmul_rn``, emitted as ``mul.rn.f64``, which is never
+contracted). The other products (``gj * gj`` in
 the loss) only change the last bits of a sum, not a support decision, and are left to the
 compiler.
 """

@@ -33,10 +33,11 @@ is already uniform.
 
 Scalar helpers
 --------------
-``mul_rn(a, b)``: a float64 product rounded on its own. NVVM contracts ``a - b * c`` into a
-fused multiply-add by default, which rounds once instead of twice and can flip the sign of
-``s - c t - 1`` on near ties; the CPU kernels round the product. ``__nv_dmul_rn`` is never
-contracted.
+``mul_rn(a, b)``: a float64 product rounded on its own. The CUDA toolchain contracts
+``a - b * c`` into a fused multiply-add by default (ptxas fuses a plain ``mul.f64`` with the
+following add), which rounds once instead of twice and can flip the sign of ``s - c t - 1``
+on near ties; the CPU kernels round the product. ``__nv_dmul_rn`` becomes ``mul.rn.f64``,
+which is never contracted.
 
 ``key_of(x)`` / ``value_of(u)``: the order-preserving map of a float64 to a uint64 (and
 back): ``u(x) < u(y)`` iff ``x < y`` for non-NaN values, and ``u = 0`` lies below every
