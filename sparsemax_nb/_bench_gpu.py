@@ -341,8 +341,9 @@ def check_cuda(json_path=None, quick=False, run_tests=True, _cuda_mod=None, _tin
     Runs the GPU test file (from a source checkout), checks every launch path against
     float64 references at the current (default) block size, times the kernels against a
     device-to-device copy, ``torch.softmax`` and ``entmax.sparsemax`` where installed, and
-    writes one JSON document. About 3 minutes on an H100/H200 (the tests' first compile
-    dominates).
+    writes one JSON document. Sized to finish well under 8 minutes on an H100/H200 (an
+    estimate: the test file's kernel compiles dominate; the GPU tests get at most 7
+    minutes).
 
     Parameters
     ----------
