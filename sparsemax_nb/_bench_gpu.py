@@ -291,7 +291,7 @@ def check_paths(cuda, cases, long_min_k=None):
     return out
 
 
-def _run_gpu_tests(timeout=420):
+def _run_gpu_tests(timeout=300):
     """``pytest tests/test_gpu.py`` on the GPU (``NUMBA_ENABLE_CUDASIM=0``), when the tests
     are next to the package (a source checkout); ``None`` otherwise."""
     import subprocess
@@ -342,7 +342,7 @@ def check_cuda(json_path=None, quick=False, run_tests=True, _cuda_mod=None, _tin
     float64 references at the current (default) block size, times the kernels against a
     device-to-device copy, ``torch.softmax`` and ``entmax.sparsemax`` where installed, and
     writes one JSON document. Sized to finish well under 8 minutes on an H100/H200 (an
-    estimate: the test file's kernel compiles dominate; the GPU tests get at most 7
+    estimate: the test file's kernel compiles dominate; the GPU tests get at most 5
     minutes).
 
     Parameters
