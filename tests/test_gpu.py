@@ -822,3 +822,135 @@ def test_register_resident_float32_matches_cpu():
     np.testing.assert_array_equal(host(k), kc)
     np.testing.assert_allclose(host(tau), tc, rtol=1e-6, atol=0)
     np.testing.assert_allclose(host(tau)[:-1], naive.threshold(z[:-1])[0], rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- GPU branch
+# The simulator has no warp shuffles, so the kernels normally run _cuda_warp's shared-memory
+# fallback here. This fixture loads the *GPU* branch of _cuda_warp instead (butterfly
+# shuffles, cross-warp partials with double-buffered shared memory, warp votes, the
+# libdevice bit casts) and gives the simulator warp intrinsics with warp-synchronous
+# semantics: each lane of a warp waits at a per-warp barrier, exchanges its value, and
+# waits again. The kernels of _cuda are then re-created on that branch, so the very source
+# that runs on a GPU is checked against the references.
+@pytest.fixture
+def gpu_branch(monkeypatch):
+    if not SIMULATOR:
+        pytest.skip("the GPU runs the GPU branch itself")
+    import importlib.util
+    import threading
+
+    import sparsemax_nb
+    from numba.cuda.simulator import kernelapi
+
+    lock = threading.Lock()
+    warps = {}
+
+    def warp_state():
+        th = threading.current_thread()
+        T = int(np.prod(th._manager._block_dim))
+        w, lane = divmod(th.thread_id, 32)
+        key = (id(th._manager), tuple(th.blockIdx), w)
+        with lock:
+            st = warps.get(key)
+            if st is None:
+                st = warps[key] = (threading.Barrier(min(32, T - 32 * w)), {})
+        return st, lane
+
+    def exchange(value):
+        (bar, buf), lane = warp_state()
+        buf[lane] = value
+        bar.wait()
+        out = dict(buf)
+        bar.wait()
+        return out, lane
+
+    calls = {"shfl": 0, "vote": 0}
+
+    def shfl_xor_sync(mask, value, lane_mask):
+        calls["shfl"] += 1
+        buf, lane = exchange(value)
+        src = lane ^ int(lane_mask)
+        assert (int(mask) >> lane) & 1
+        return buf.get(src, value)  # a lane outside the warp: the caller's own value
+
+    def all_sync(mask, pred):
+        calls["vote"] += 1
+        buf, _ = exchange(bool(pred))
+        return int(all(buf.values()))
+
+    monkeypatch.setattr(kernelapi.FakeCUDAModule, "shfl_xor_sync",
+                        staticmethod(shfl_xor_sync), raising=False)
+    monkeypatch.setattr(kernelapi.FakeCUDAModule, "all_sync",
+                        staticmethod(all_sync), raising=False)
+
+    class LibDevice:
+        @staticmethod
+        def dmul_rn(a, b):
+            return float(np.float64(a) * np.float64(b))
+
+        @staticmethod
+        def double_as_longlong(x):
+            return int(np.float64(x).view(np.int64))
+
+        @staticmethod
+        def longlong_as_double(i):
+            return float(np.int64(i).view(np.float64))
+
+    root = Path(sparsemax_nb.__file__).parent
+
+    def load(name, path, edit):
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        src = edit(path.read_text())
+        exec(compile(src, str(path), "exec"), mod.__dict__)
+        return mod
+
+    warp = load(
+        "sparsemax_nb._cuda_warp_gpu", root / "_cuda_warp.py",
+        lambda s: s.replace('SIM = bool(getattr(config, "ENABLE_CUDASIM", 0))', "SIM = False"),
+    )
+    assert not warp.SIM and warp.SH_SHAPE == (2, 3, 8)
+    warp.libdevice = LibDevice
+    monkeypatch.setitem(sys.modules, "sparsemax_nb._cuda_warp_gpu", warp)
+    kern = load(
+        "sparsemax_nb._cuda", root / "_cuda.py",
+        lambda s: s.replace("from ._cuda_warp import", "from sparsemax_nb._cuda_warp_gpu import"),
+    )
+    monkeypatch.setitem(sys.modules, "sparsemax_nb._cuda", kern)
+    monkeypatch.setattr(sparsemax_nb, "_cuda", kern)
+    monkeypatch.setattr(_gpu, "_scratch_cache", threading.local())
+    kern.calls = calls
+    return kern
+
+
+@pytest.mark.parametrize("tpb", [8, DEFAULT_TPB])
+def test_gpu_branch_of_the_warp_helpers(gpu_branch, tpb):
+    _gpu.set_block_size(tpb)
+    # float32: several rows per warp (K = 100), a warp per row and a row over 4 warps at
+    # 256 threads (the register-resident kernels); float64: groups of 8 threads (K = 37),
+    # two warps (K = 300), the whole block (K = 1100).
+    shapes = [(np.float32, 5, 100), (np.float64, 9, 37), (np.float64, 3, 300)]
+    if tpb > 8:
+        shapes = [(np.float32, 3, 600), (np.float32, 2, 2100), (np.float64, 3, 300)]
+    for dtype, n, K in shapes:
+        z = (RNG.normal(size=(n, K)) * 2).astype(dtype)
+        z[0, 1] = z[0, 2]
+        p = host(sm.sparsemax(dev(z)))
+        np.testing.assert_allclose(p, naive.sparsemax(z), atol=tol(dtype), rtol=0)
+        tau, k = sm.sparsemax_threshold(dev(z))
+        np.testing.assert_array_equal(host(k), naive.threshold(z)[1])
+    z = RNG.normal(size=(4, 40))
+    y = np.array([0, 5, -1, 7])
+    loss, grad = sm.sparsemax_loss_and_grad(dev(z), dev(y), reduction="mean", ignore_index=-1)
+    lc, gc = sm.sparsemax_loss_and_grad(z, y, reduction="mean", ignore_index=-1)
+    np.testing.assert_allclose(host(loss), lc, rtol=1e-12)
+    np.testing.assert_allclose(host(grad), gc, atol=1e-12)
+    # Long rows: the keys (bit casts), the running maximum, the dense-chunk bound.
+    old = _gpu.set_long_rows(min_k=32 if tpb == 8 else 4096, max_rows=32)
+    try:
+        K = 300 if tpb == 8 else 4200
+        z = np.vstack([RNG.normal(size=K) * 3, RNG.random(K)])[-2 if tpb == 8 else -1:]
+        np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12)
+    finally:
+        _gpu.set_long_rows(**old)
+    assert gpu_branch.calls["shfl"] > 0 and gpu_branch.calls["vote"] > 0
