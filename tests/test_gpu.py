@@ -926,9 +926,12 @@ def gpu_branch(monkeypatch):
 @pytest.mark.parametrize("tpb", [8, DEFAULT_TPB])
 def test_gpu_branch_of_the_warp_helpers(gpu_branch, tpb):
     _gpu.set_block_size(tpb)
-    # float32: several rows per warp (K = 100), a warp per row and a row over 4 warps at
-    # 256 threads (the register-resident kernels); float64: groups of 8 threads (K = 37),
-    # two warps (K = 300), the whole block (K = 1100).
+    # At 8 threads: several rows per group-of-lanes (float32 K = 100, register-resident;
+    # float64 K = 37), rows re-read (K = 300), long rows (keys, running maximum, dense
+    # bound). At 256 threads: a warp per row and a row over 4 warps (register-resident,
+    # cross-warp partials, block votes), two-warp groups (K = 300), and the loss's
+    # block-wide sum (k_sum). Each warp-synchronous lane is a Python thread here: the
+    # 256-thread long rows are left to test_default_block_long_rows (fallback branch).
     shapes = [(np.float32, 5, 100), (np.float64, 9, 37), (np.float64, 3, 300)]
     if tpb > 8:
         shapes = [(np.float32, 3, 600), (np.float32, 2, 2100), (np.float64, 3, 300)]
@@ -945,12 +948,14 @@ def test_gpu_branch_of_the_warp_helpers(gpu_branch, tpb):
     lc, gc = sm.sparsemax_loss_and_grad(z, y, reduction="mean", ignore_index=-1)
     np.testing.assert_allclose(host(loss), lc, rtol=1e-12)
     np.testing.assert_allclose(host(grad), gc, atol=1e-12)
-    # Long rows: the keys (bit casts), the running maximum, the dense-chunk bound.
-    old = _gpu.set_long_rows(min_k=32 if tpb == 8 else 4096, max_rows=32)
-    try:
-        K = 300 if tpb == 8 else 4200
-        z = np.vstack([RNG.normal(size=K) * 3, RNG.random(K)])[-2 if tpb == 8 else -1:]
-        np.testing.assert_allclose(host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12)
-    finally:
-        _gpu.set_long_rows(**old)
+    if tpb == 8:
+        # Long rows: the keys (bit casts), the running maximum, the dense-chunk bound.
+        old = _gpu.set_long_rows(min_k=32, max_rows=32)
+        try:
+            z = np.vstack([RNG.normal(size=300) * 3, RNG.random(300)])
+            np.testing.assert_allclose(
+                host(sm.sparsemax(dev(z))), naive.sparsemax(z), atol=1e-12
+            )
+        finally:
+            _gpu.set_long_rows(**old)
     assert gpu_branch.calls["shfl"] > 0 and gpu_branch.calls["vote"] > 0
