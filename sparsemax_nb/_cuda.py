@@ -640,6 +640,12 @@ def _block_search(z3, o, i, cand, r, n, from_cand, m, K, t, T, sh, par):
     """``(tau_shifted, k)`` of row ``r`` by one whole block (block-uniform loop).
 
     The entries are ``cand[r, :n]`` when ``from_cand``, else the row ``z3[o, :, i]``.
+
+    On the candidates, each thread owns a contiguous segment and compacts it in place as it
+    reads: entries at or below the bracket's lower end ``lo`` (a lower bound of ``tau``,
+    and below every later trial point) can never count again, so they are dropped. On a
+    dense row Michelot's passes then read about twice the candidates in all, not once per
+    pass (~10 passes for U(0, 1) rows).
     """
     lo = -1.0
     hi = -1.0 / K
@@ -650,20 +656,33 @@ def _block_search(z3, o, i, cand, r, n, from_cand, m, K, t, T, sh, par):
     k = 0.0
     it = 0
     done = False
-    stop = n if from_cand else K
+    seg = (n + T - 1) // T
+    first = t * seg
+    mine = max(min(seg, n - first), 0)
     while not done:
         cs = 0.0
         ss = 0.0
         mm = _INF
-        for q in range(t, stop, T):
-            if from_cand:
-                d = cand[r, q] - m
-            else:
+        if from_cand:
+            kept = 0
+            for q in range(mine):
+                x = cand[r, first + q]
+                d = x - m
+                if d > lo:
+                    cand[r, first + kept] = x
+                    kept += 1
+                    if d > tt:
+                        cs += 1.0
+                        ss += d
+                        mm = min(mm, d)
+            mine = kept
+        else:
+            for q in range(t, K, T):
                 d = float64(z3[o, q, i]) - m
-            if d > tt:
-                cs += 1.0
-                ss += d
-                mm = min(mm, d)
+                if d > tt:
+                    cs += 1.0
+                    ss += d
+                    mm = min(mm, d)
         cs, ss, mm = reduce3(sh, t, t, T, cs, ss, mm, par)
         par = 1 - par
         lo, hi, tt, tc_lo, c_lo, tau, k, done, it = _step(
