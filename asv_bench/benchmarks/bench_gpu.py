@@ -18,6 +18,8 @@ TINY = os.environ.get("SPARSEMAX_NB_ASV_TINY", "") not in ("", "0")
 SHAPES = {
     "batch": (256, 1024) if TINY else (65536, 1024),
     "huge_row": (1, 2**14) if TINY else (1, 10**7),
+    # U(0, 1): every entry within 1 of the max, the long-row path's dense-chunk filter.
+    "huge_row_uniform": (1, 2**14) if TINY else (1, 10**7),
     "tiny_rows": (4096, 8) if TINY else (2**20, 8),
 }
 
@@ -46,7 +48,10 @@ class GpuKernels:
         self.sm = sm
         rows, K = SHAPES[family]
         rng = np.random.default_rng(0)
-        zh = rng.standard_normal((rows, K)).astype(dtype)
+        if family.endswith("_uniform"):
+            zh = rng.random((rows, K)).astype(dtype)
+        else:
+            zh = rng.standard_normal((rows, K)).astype(dtype)
         self.z = cuda.to_device(zh)
         self.out = cuda.device_array_like(self.z)
         self.p = sm.sparsemax(self.z)

@@ -1,16 +1,27 @@
-"""GPU backend: the public functions for arrays exposing ``__cuda_array_interface__``.
+"""GPU backend, host side: the operations for arrays exposing ``__cuda_array_interface__``.
 
 :func:`sparsemax_nb.backends.pick` sends CuPy arrays, Numba device arrays and Numba
-simulator arrays here. Every function validates like the CPU path (dtype rules, ``axis``,
-``method``, class indices, target rows, ``out``) before writing anything, lays the data out
-as a ``(outer, K, inner)`` view (no transpose, see :mod:`sparsemax_nb.backends.cuda_kernels`) and launches
+simulator arrays here, with the arguments checked by :mod:`sparsemax_nb.api`. Each
+operation checks ``out`` and the target's data (class indices, target rows) on the device
+before writing anything, lays the data out as a ``(outer, K, inner)`` view (no transpose,
+see :mod:`sparsemax_nb.backends.cuda_kernels`) and launches
 one kernel per call (plus one small checking kernel for targets and one reduction kernel for
 ``reduction="sum"``/``"mean"``). The result is a CuPy array when an input is one, else a
 Numba device array. ``stream=`` (a Numba stream, a CuPy stream, or None) orders the work;
 with None, CuPy inputs run on CuPy's current stream and Numba inputs on the default stream.
+With an explicit ``stream=``, the work first waits (an event, not a host sync) for the
+streams that produced the inputs: CuPy's current stream for CuPy arrays, the array's own
+stream for Numba arrays. CuPy results are allocated on ``stream``; reading them on another
+stream needs the caller's own synchronisation, as with any CuPy stream.
 
-``method`` is validated but not used: the device threshold (Michelot's fixed point with a
+``method`` is checked by the API but not used here: the device threshold (Michelot's fixed point with a
 bisection safeguard, finished by the exact support formula) is the same for all methods.
+
+Kernel choice (see :mod:`sparsemax_nb.backends.cuda_kernels`): float32 (and float16) rows of 65 to
+``32 * block size`` entries take the register-resident kernels (a warp per row up to 1024
+entries); other rows the general ones; calls with at most ``max_rows`` rows of at least
+``min_k`` entries (:func:`set_long_rows`) the long-row kernels (two launches, no host
+round trip, scratch cached per device, stream and size class).
 """
 
 import math
@@ -21,13 +32,6 @@ import numpy as np
 from .. import _checks as D
 
 __all__ = [
-    "sparsemax",
-    "sparsemax_threshold",
-    "sparsemax_jvp",
-    "sparsemax_loss",
-    "sparsemax_loss_grad",
-    "sparsemax_loss_and_grad",
-    "labels_to_proportions",
     "NoCudaDeviceError",
     "set_block_size",
     "set_long_rows",
@@ -74,6 +78,12 @@ def _cuda():
     return cuda
 
 
+def _sim():
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
 def _is_device(x):
     return hasattr(x, "__cuda_array_interface__") or type(x).__name__ == "FakeCUDAArray"
 
@@ -96,6 +106,40 @@ class _Ctx:
                 )
         self.cupy = any(_is_cupy(x) for _, x in inputs if x is not None)
         self.stream = self._stream(stream)
+        if stream is not None:
+            self._order_after([x for _, x in inputs if x is not None])
+
+    def _producers(self, arrays):
+        """The streams that may still be writing ``arrays``: CuPy's current stream for CuPy
+        arrays, the stream a Numba device array was made on (the default stream if none)."""
+        cuda = self.cuda
+        found = {}
+        for x in arrays:
+            if _is_cupy(x):
+                import cupy
+
+                ptr = cupy.cuda.get_current_stream().ptr
+                st = cuda.external_stream(ptr) if ptr else cuda.default_stream()
+            else:
+                st = getattr(x, "stream", 0) or cuda.default_stream()
+            found.setdefault(_stream_key(st), st)
+        return list(found.values())
+
+    def _order_after(self, arrays):
+        """Make ``self.stream`` wait for the streams that produced the inputs (and ``out``).
+
+        Only with an explicit ``stream=``: by default the work already runs on the producer's
+        stream. An event recorded there and waited on here orders the kernels after pending
+        writes without blocking the host (a non-blocking CuPy stream is not ordered after
+        the legacy default stream otherwise).
+        """
+        mine = _stream_key(self.stream)
+        for st in self._producers(arrays):
+            if _stream_key(st) != mine:
+                # (the simulator's events take no arguments)
+                ev = self.cuda.event() if _sim() else self.cuda.event(timing=False)
+                ev.record(stream=st)
+                ev.wait(stream=self.stream)
 
     def _stream(self, stream):
         cuda = self.cuda
@@ -136,7 +180,11 @@ class _Ctx:
         if self.cupy:
             import cupy
 
-            u = cupy.empty(shape, dtype)
+            # CuPy's pool hands out memory per stream: allocate on the stream that writes it,
+            # so the pool never gives it to another stream while the kernels still run.
+            ptr = _stream_key(self.stream)
+            with cupy.cuda.ExternalStream(ptr) if ptr else cupy.cuda.Stream.null:
+                u = cupy.empty(shape, dtype)
             return u, self.cuda.as_cuda_array(u, sync=False)
         a = self.cuda.device_array(shape, dtype, stream=self.stream)
         return a, a
@@ -158,7 +206,7 @@ def _split(shape, ax):
 
 
 def _launch_cfg(K, n):
-    """``(blocks, threads, G)``: groups of ``G`` threads per row (see :mod:`_cuda`)."""
+    """``(blocks, threads, G)``: groups of ``G`` threads per row (see :mod:`.cuda_kernels`)."""
     from . import cuda_kernels as _cuda
 
     tpb = _TPB[0]
@@ -170,19 +218,36 @@ def _launch_cfg(K, n):
     return -(-n // rows_per_block), tpb, G
 
 
-# Long rows: several blocks per row (see sparsemax_nb._cuda, "long rows") when a call has at
-# most ``max_rows`` rows of at least ``min_k`` entries; ``passes`` multi-block search passes
-# for rows whose candidate buffer (``cap = max(chunk, K // 16)`` entries) overflowed.
-_LONG = {"min_k": 1 << 16, "max_rows": 32, "passes": 24}
+def _reg_cfg(K, n, dt):
+    """``(blocks, threads, G)`` of the register-resident float32 kernels, or None when the
+    row is not float32, short (the kernels above keep it in registers already) or longer
+    than a block's registers (``tpb * ITEMS_REG`` entries)."""
+    from . import cuda_kernels as _cuda
+
+    tpb = _TPB[0]
+    if np.dtype(dt) != np.float32 or K <= 64 or K > tpb * _cuda.ITEMS_REG:
+        return None
+    per = -(-K // _cuda.ITEMS_REG)
+    G = 1
+    while G < per:
+        G *= 2
+    return -(-n // (tpb // G)), tpb, G
 
 
-def set_long_rows(min_k=None, max_rows=None, passes=None):
+# Long rows: several blocks per row (see sparsemax_nb.backends.cuda_kernels, "long rows") when a call has at
+# most ``max_rows`` rows of at least ``min_k`` entries. The candidate buffer holds
+# ``max(chunk, K // 16)`` entries per row; rows with more candidates are solved from the row
+# itself (exact, slower), never truncated.
+_LONG = {"min_k": 1 << 16, "max_rows": 32}
+
+
+def set_long_rows(min_k=None, max_rows=None):
     """Tune when rows get several cooperating blocks; returns the old settings (a dict).
 
     For tests (small ``min_k`` under the simulator) and tuning on a real GPU.
     """
     old = dict(_LONG)
-    for key, val in (("min_k", min_k), ("max_rows", max_rows), ("passes", passes)):
+    for key, val in (("min_k", min_k), ("max_rows", max_rows)):
         if val is not None:
             _LONG[key] = int(val)
     return old
@@ -202,12 +267,18 @@ def _stream_key(st):
         return id(st)
 
 
-def _scratch(ctx, n, B, cap):
-    """Scratch arrays of the long-row path, reused across calls on the same stream.
+def _size_class(x):
+    """The next power of two >= x: scratch sizes, so nearby sizes share one allocation."""
+    return 1 << max(int(x) - 1, 0).bit_length()
+
+
+def _scratch(ctx, n, cap):
+    """Scratch arrays of the long-row path, cached per (device, stream, size class).
 
     Numba allocates with ``cuMemAlloc`` (no pool): fresh scratch on every call would cost
     more than the kernels for a 10^7 row. Calls on one stream run in order, so reusing
-    its scratch is safe; each thread keeps its own cache (at most 4 entries).
+    its scratch is safe; each thread keeps its own cache (at most 4 entries). Returns
+    ``(keys, ctr, cand, state)`` with at least ``n`` rows and ``cap`` candidate slots.
     """
     from . import cuda_kernels as _cuda
 
@@ -218,16 +289,18 @@ def _scratch(ctx, n, B, cap):
         dev_id = ctx.cuda.get_current_device().id
     except Exception:  # pragma: no cover - the simulator
         dev_id = 0
-    key = (dev_id, _stream_key(ctx.stream), n, B, cap)
+    n_c = _size_class(n)
+    cap_c = _size_class(cap)
+    key = (dev_id, _stream_key(ctx.stream), n_c, cap_c)
     hit = cache.pop(key, None)
     if hit is None:
         cuda = ctx.cuda
         st = ctx.stream
         hit = (
-            cuda.device_array((n, B, 3), np.float64, stream=st),
-            cuda.device_array((n, cap), np.float64, stream=st),
-            cuda.to_device(np.zeros(n, np.int64), stream=st),
-            cuda.device_array((n, _cuda.NSTATE), np.float64, stream=st),
+            cuda.device_array((n_c, 2), np.uint64, stream=st),
+            cuda.device_array((n_c, _cuda.NCTR), np.int32, stream=st),
+            cuda.device_array((n_c, cap_c), np.float64, stream=st),
+            cuda.device_array((n_c, _cuda.NSTATE), np.float64, stream=st),
         )
         while len(cache) >= 4:
             cache.pop(next(iter(cache)))
@@ -235,8 +308,27 @@ def _scratch(ctx, n, B, cap):
     return hit
 
 
+def _zero(ctx, a):
+    """Clear device array ``a`` on the call's stream (asynchronous, no host buffer)."""
+    if _sim():
+        a.copy_to_device(np.zeros(a.shape, a.dtype))
+    else:  # pragma: no cover - needs a GPU
+        from numba.cuda.cudadrv import driver
+
+        driver.device_memset(a, 0, a.size * a.dtype.itemsize, stream=ctx.stream)
+
+
+def _lr_grid(n, B):
+    """Blocks of a long-row launch: one 1-D grid of ``n * B`` (no 65535 limit on rows)."""
+    g = n * B
+    if g > 2**31 - 1:
+        raise ValueError(f"sparsemax_nb: {n} rows x {B} chunks exceed a CUDA grid")
+    return g
+
+
 def _multiblock_state(ctx, zv, n, K, inner):
-    """Run the long-row threshold search; the per-row state array (see ``_cuda.S_*``)."""
+    """Run the long-row threshold search (two kernels' worth: the gather, whose last block
+    per row solves ``tau``); the per-row state array (see ``_cuda.S_*``) and ``B``."""
     from . import cuda_kernels as _cuda
 
     st = ctx.stream
@@ -244,16 +336,12 @@ def _multiblock_state(ctx, zv, n, K, inner):
     chunk = tpb * _cuda.ITEMS
     B = -(-K // chunk)
     cap = max(chunk, K // 16)
-    part, cand, cnt, state = _scratch(ctx, n, B, cap)
-    _cuda.k_mb_gather[(B, n), tpb, st](zv, inner, part, cand, cnt, cap)
-    # k_mb_solve also resets cnt to 0 for the next call on this stream.
-    _cuda.k_mb_solve[n, tpb, st](part, cand, cnt, cap, K, state)
-    # One small read-back per call (not per pass): are there rows with too many candidates?
-    if (ctx.to_host(state)[:, _cuda.S_FULL] != 0).any():
-        for _ in range(_LONG["passes"]):
-            _cuda.k_mb_pass[(B, n), tpb, st](zv, inner, state, part)
-            _cuda.k_mb_update[n, tpb, st](state, part)
-        _cuda.k_mb_finish[n, tpb, st](zv, inner, state)
+    keys, ctr, cand, state = _scratch(ctx, n, cap)
+    # Cleared at the start of every call: a call interrupted after the gather (an exception
+    # or KeyboardInterrupt between launches) cannot leave stale counts for this one.
+    _zero(ctx, keys)
+    _zero(ctx, ctr)
+    _cuda.k_lr_gather[_lr_grid(n, B), tpb, st](zv, inner, B, keys, ctr, cand, state)
     return state, B
 
 
@@ -262,10 +350,7 @@ def _check_out(ctx, out, shape, dtype, name="out"):
         raise TypeError(
             f"sparsemax_nb: {name} must be a GPU array for GPU input, got {type(out).__name__}"
         )
-    if tuple(out.shape) != tuple(shape):
-        raise ValueError(f"{name} has shape {tuple(out.shape)}; expected {tuple(shape)}")
-    if np.dtype(out.dtype) != dtype:
-        raise TypeError(f"{name} has dtype {out.dtype}; expected {dtype}")
+    D.check_out_shape_dtype(tuple(out.shape), np.dtype(out.dtype), shape, dtype, name)
     cai = getattr(out, "__cuda_array_interface__", None)
     if cai is not None and cai["data"][1]:
         raise ValueError(f"{name} is read-only")
@@ -286,281 +371,15 @@ def _out_or_new(ctx, out, shape, dtype):
     return ctx.empty(shape, dtype)
 
 
-def _prep(ctx, z, axis, name="z"):
-    """Validate the dtype of ``z`` and ``axis``: ``(shape, ax, compute dtype)``."""
-    dt = D.compute_dtype(np.dtype(z.dtype), name)
-    shape = tuple(z.shape)
-    ax = D.axis_index(axis, len(shape))
-    return shape, ax, dt
-
-
 def _batch(shape, ax):
     return shape[:ax] + shape[ax + 1 :]
 
 
-# --------------------------------------------------------------------------- public
-def sparsemax(z, axis=-1, *, out=None, method="auto", stream=None):
-    """GPU :func:`sparsemax_nb.sparsemax` (same arguments, plus ``stream``)."""
-    from . import cuda_kernels as _cuda
-
-    ctx = _Ctx([("z", z), ("out", out)], stream)
-    shape, ax, dt = _prep(ctx, z, axis)
-    D.method_code(method)
-    res, res_v = _out_or_new(ctx, out, shape, dt)
-    outer, K, inner = _split(shape, ax)
-    n = outer * inner
-    if n and K:
-        zv = ctx.view(z, "z").reshape(outer, K, inner)
-        pv = res_v.reshape(outer, K, inner)
-        if _long_rows(n, K):
-            state, B = _multiblock_state(ctx, zv, n, K, inner)
-            _cuda.k_mb_write[(B, n), _TPB[0], ctx.stream](zv, pv, inner, state)
-        else:
-            blocks, tpb, G = _launch_cfg(K, n)
-            _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
-    return res
-
-
-def sparsemax_threshold(z, axis=-1, *, method="auto", stream=None):
-    """GPU :func:`sparsemax_nb.sparsemax_threshold` (same arguments, plus ``stream``)."""
-    from . import cuda_kernels as _cuda
-
-    ctx = _Ctx([("z", z)], stream)
-    shape, ax, dt = _prep(ctx, z, axis)
-    D.method_code(method)
-    outer, K, inner = _split(shape, ax)
-    n = outer * inner
-    batch = _batch(shape, ax)
-    tau, tau_v = ctx.empty((n,), dt)
-    k, k_v = ctx.empty((n,), np.int64)
-    if n:
-        if K:
-            zv = ctx.view(z, "z").reshape(outer, K, inner)
-            if _long_rows(n, K):
-                state, _ = _multiblock_state(ctx, zv, n, K, inner)
-                _cuda.k_mb_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
-            else:
-                blocks, tpb, G = _launch_cfg(K, n)
-                _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
-        else:
-            _fill(ctx, tau_v, math.nan)
-            _fill(ctx, k_v, 0)
-    return tau.reshape(batch), k.reshape(batch)
-
-
-def _fill(ctx, a, value):
-    """Fill a 1-D device array (K = 0 thresholds)."""
-    ctx.cuda.to_device(np.full(a.shape, value, a.dtype), stream=ctx.stream, to=a)
-
-
-def sparsemax_jvp(p, v, axis=-1, *, out=None, stream=None):
-    """GPU :func:`sparsemax_nb.sparsemax_jvp` (same arguments, plus ``stream``)."""
-    from . import cuda_kernels as _cuda
-
-    ctx = _Ctx([("p", p), ("v", v), ("out", out)], stream)
-    dp = D.compute_dtype(np.dtype(p.dtype), "p")
-    dv = D.compute_dtype(np.dtype(v.dtype), "v")
-    dt = np.promote_types(dp, dv)
-    shape = tuple(v.shape)
-    if tuple(p.shape) != shape:
-        raise ValueError(
-            f"p and v must have the same shape; got {tuple(p.shape)} and {shape}"
-        )
-    ax = D.axis_index(axis, len(shape))
-    res, res_v = _out_or_new(ctx, out, shape, dt)
-    outer, K, inner = _split(shape, ax)
-    n = outer * inner
-    if n and K:
-        pv = ctx.view(p, "p").reshape(outer, K, inner)
-        vv = ctx.view(v, "v").reshape(outer, K, inner)
-        blocks, tpb, G = _launch_cfg(K, n)
-        _cuda.k_jvp[blocks, tpb, ctx.stream](pv, vv, res_v.reshape(outer, K, inner), n, inner, G)
-    return res
-
-
-def _where(i, batch):
-    return tuple(int(x) for x in np.unravel_index(int(i), batch)) if batch else ()
-
-
-def _loss(z, target, axis, reduction, ignore_index, method, want_grad, out, stream):
-    from . import cuda_kernels as _cuda
-
-    ctx = _Ctx([("z", z), ("target", target), ("out", out)], stream)
-    shape, ax, dt = _prep(ctx, z, axis)
-    D.method_code(method)
-    if reduction not in D.REDUCTIONS:
-        raise ValueError(f"reduction must be one of 'none', 'sum', 'mean'; got {reduction!r}")
-    batch = _batch(shape, ax)
-    outer, K, inner = _split(shape, ax)
-    n = outer * inner
-    tdt = np.dtype(target.dtype)
-    tshape = tuple(target.shape)
-    if tdt.kind in "iu":
-        if tshape != batch:
-            raise ValueError(
-                f"class-index target must have the batch shape {batch}, got {tshape} "
-                "(for 0/1 label arrays of z's shape, use labels_to_proportions)"
-            )
-        if ignore_index is not None:
-            import operator
-
-            ignore_index = operator.index(ignore_index)
-        kind = "labels"
-        y = ctx.view(target, "target").reshape(n)
-        n_valid = n
-        if n:
-            # The sentinel for "no ignore_index" is a value no int64 label holds.
-            ign = ignore_index if ignore_index is not None else np.iinfo(np.int64).min
-            first = ctx.full1(n, np.int64)
-            cnt = ctx.full1(0, np.int64)
-            blocks = -(-n // 128)
-            _cuda.k_check_labels[blocks, 128, ctx.stream](y, K, ign, first, cnt)
-            i = int(ctx.to_host(first)[0])
-            n_valid = int(ctx.to_host(cnt)[0])
-            if i < n:
-                value = int(ctx.to_host(y[i : i + 1])[0])
-                allowed = f"0 <= index < {K}"
-                if ignore_index is not None:
-                    allowed += f" or ignore_index={ignore_index}"
-                raise ValueError(
-                    f"target holds class index {value} at batch position {_where(i, batch)}; "
-                    f"expected {allowed}"
-                )
-    elif tdt.kind == "f":
-        if ignore_index is not None:
-            raise ValueError("ignore_index applies to class-index targets, not distributions")
-        if tshape != shape:
-            raise ValueError(
-                f"a float target holds one distribution per row: shape {shape} expected, "
-                f"got {tshape}"
-            )
-        kind = "dist"
-        n_valid = n
-        q = ctx.view(target, "target").reshape(outer, K, inner)
-        if n:
-            first = ctx.cuda.to_device(np.array([n, n], np.int64), stream=ctx.stream)
-            sums = ctx.cuda.device_array(n, np.float64, stream=ctx.stream)
-            blocks = -(-n // 128)
-            _cuda.k_check_dist[blocks, 128, ctx.stream](q, n, inner, first, sums)
-            i_neg, i_sum = (int(x) for x in ctx.to_host(first))
-            if i_neg < n:
-                raise ValueError(
-                    f"target row at batch position {_where(i_neg, batch)} has a negative entry"
-                )
-            if i_sum < n:
-                s = float(ctx.to_host(sums[i_sum : i_sum + 1])[0])
-                raise ValueError(
-                    f"target row at batch position {_where(i_sum, batch)} sums to "
-                    f"{np.float64(s)!r}, not 1 (tolerance {1e-6 * K:g})"
-                )
-    else:
-        raise TypeError(
-            f"target has dtype {tdt}; expected integer class indices or float "
-            "distributions (use labels_to_proportions for 0/1 label arrays)"
-        )
-    if want_grad:
-        grad, grad_v = _out_or_new(ctx, out, shape, dt)
-        g3 = grad_v.reshape(outer, K, inner)
-    else:
-        grad = None
-        _, g3 = ctx.empty((1, 1, 1), dt)
-    scale = 1.0
-    if reduction == "mean":
-        scale = 1.0 / n_valid if n_valid else 0.0
-    loss, loss_v = ctx.empty((n,), dt)
-    if n:
-        if K == 0:
-            # An empty row has no threshold: NaN loss, empty gradient (as on the CPU).
-            _fill(ctx, loss_v, math.nan)
-        else:
-            zv = ctx.view(z, "z").reshape(outer, K, inner)
-            blocks, tpb, G = _launch_cfg(K, n)
-            if kind == "labels":
-                ign = ignore_index if ignore_index is not None else -1
-                _cuda.k_loss_labels[blocks, tpb, ctx.stream](
-                    zv, y, ign, scale, loss_v, g3, want_grad, n, inner, G
-                )
-            else:
-                _cuda.k_loss_dist[blocks, tpb, ctx.stream](
-                    zv, q, scale, loss_v, g3, want_grad, n, inner, G
-                )
-    if reduction == "none":
-        loss_out = loss.reshape(batch)
-    else:
-        div = 1.0
-        if reduction == "mean":
-            div = float(n_valid) if n_valid else math.nan
-        res, res_v = ctx.empty((1,), dt)
-        _cuda.k_sum[1, _TPB[0], ctx.stream](loss_v, div, res_v)
-        loss_out = res.reshape(())
-    return loss_out, grad
-
-
-def sparsemax_loss(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
-):
-    """GPU :func:`sparsemax_nb.sparsemax_loss` (same arguments, plus ``stream``).
-
-    With ``reduction="sum"`` or ``"mean"`` the result is a 0-d device array.
-    """
-    return _loss(z, target, axis, reduction, ignore_index, method, False, None, stream)[0]
-
-
-def sparsemax_loss_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, out=None, method="auto",
-    stream=None,
-):
-    """GPU :func:`sparsemax_nb.sparsemax_loss_grad` (same arguments, plus ``stream``)."""
-    return _loss(z, target, axis, reduction, ignore_index, method, True, out, stream)[1]
-
-
-def sparsemax_loss_and_grad(
-    z, target, axis=-1, *, reduction="none", ignore_index=None, method="auto", stream=None
-):
-    """GPU :func:`sparsemax_nb.sparsemax_loss_and_grad` (same arguments, plus ``stream``)."""
-    return _loss(z, target, axis, reduction, ignore_index, method, True, None, stream)
-
-
-def labels_to_proportions(y, axis=-1, *, stream=None):
-    """GPU :func:`sparsemax_nb.labels_to_proportions` (same arguments, plus ``stream``)."""
-    from . import cuda_kernels as _cuda
-
-    ctx = _Ctx([("y", y)], stream)
-    dt = D.compute_dtype(np.dtype(y.dtype), "y")
-    shape = tuple(y.shape)
-    ax = D.axis_index(axis, len(shape))
-    batch = _batch(shape, ax)
-    outer, K, inner = _split(shape, ax)
-    n = outer * inner
-    res, res_v = ctx.empty(shape, dt)
-    if n == 0:
-        return res
-    yv = ctx.view(y, "y").reshape(outer, K, inner)
-    first_val = ctx.full1(n, np.int64)
-    first_empty = ctx.full1(n, np.int64)
-    blocks = -(-n // 128)
-    _cuda.k_check_01[blocks, 128, ctx.stream](yv, n, inner, first_val, first_empty)
-    i = int(ctx.to_host(first_val)[0])
-    if i < n:
-        o, ii = divmod(i, inner)
-        row = ctx.to_host(yv[o, :, ii])
-        j = int(np.flatnonzero(~((row == 0) | (row == 1)))[0])
-        idx = list(_where(i, batch))
-        idx.insert(ax, j)
-        raise ValueError(f"labels must be 0 or 1; y{tuple(idx)} = {row[j]!r}")
-    i = int(ctx.to_host(first_empty)[0])
-    if i < n:
-        raise ValueError(f"label row at batch position {_where(i, batch)} has no label")
-    if K:
-        _cuda.k_proportions[blocks, 128, ctx.stream](yv, res_v.reshape(outer, K, inner), n, inner)
-    return res
-
-
 # --------------------------------------------------------------------------- operations
-# The backend interface of sparsemax_nb.backends (the same names as .cpu and .dask). The
-# arguments arrive checked; the functions above check them once more on the device side.
+# The backend interface of sparsemax_nb.backends: the names and arguments of .cpu and .dask.
+# The arguments arrive checked by sparsemax_nb.api; the data rules (class indices, target
+# rows, 0/1 labels) run here, on the device, with the messages of sparsemax_nb._checks.
 STREAMS = True
-_METHOD_NAMES = {D.AUTO: "auto", D.SORT: "sort", D.SELECT: "select"}
 
 
 def stream_error():  # pragma: no cover - this backend takes streams
@@ -584,26 +403,198 @@ def _sparsemax_only(mapping):
 
 
 def forward(mapping, z, ax, out, code, theta, dt, stream=None):
+    """``p`` for device array ``z`` (``code``: the method is one exact search here)."""
+    from . import cuda_kernels as _cuda
+
     _sparsemax_only(mapping)
-    return sparsemax(z, ax, out=out, method=_METHOD_NAMES[code], stream=stream)
+    ctx = _Ctx([("z", z), ("out", out)], stream)
+    shape = tuple(z.shape)
+    res, res_v = _out_or_new(ctx, out, shape, dt)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    if n and K:
+        zv = ctx.view(z, "z").reshape(outer, K, inner)
+        pv = res_v.reshape(outer, K, inner)
+        if _long_rows(n, K):
+            state, B = _multiblock_state(ctx, zv, n, K, inner)
+            _cuda.k_lr_write[_lr_grid(n, B), _TPB[0], ctx.stream](zv, pv, inner, B, state)
+        elif _reg_cfg(K, n, dt) is not None:
+            blocks, tpb, G = _reg_cfg(K, n, dt)
+            _cuda.k_forward_reg[blocks, tpb, ctx.stream](
+                zv.reshape(-1), pv.reshape(-1), n, K, inner, G
+            )
+        else:
+            blocks, tpb, G = _launch_cfg(K, n)
+            _cuda.k_forward[blocks, tpb, ctx.stream](zv, pv, n, inner, G)
+    return res
 
 
 def threshold(mapping, z, ax, code, theta, dt, stream=None):
+    """``(tau, support_size)`` of the batch shape, on the device."""
+    from . import cuda_kernels as _cuda
+
     _sparsemax_only(mapping)
-    return sparsemax_threshold(z, ax, method=_METHOD_NAMES[code], stream=stream)
+    ctx = _Ctx([("z", z)], stream)
+    shape = tuple(z.shape)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    batch = _batch(shape, ax)
+    tau, tau_v = ctx.empty((n,), dt)
+    k, k_v = ctx.empty((n,), np.int64)
+    if n:
+        if K:
+            zv = ctx.view(z, "z").reshape(outer, K, inner)
+            if _long_rows(n, K):
+                state, _ = _multiblock_state(ctx, zv, n, K, inner)
+                _cuda.k_lr_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
+            elif _reg_cfg(K, n, dt) is not None:
+                blocks, tpb, G = _reg_cfg(K, n, dt)
+                _cuda.k_threshold_reg[blocks, tpb, ctx.stream](
+                    zv.reshape(-1), tau_v, k_v, n, K, inner, G
+                )
+            else:
+                blocks, tpb, G = _launch_cfg(K, n)
+                _cuda.k_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, n, inner, G)
+        else:
+            _fill(ctx, tau_v, math.nan)
+            _fill(ctx, k_v, 0)
+    return tau.reshape(batch), k.reshape(batch)
+
+
+def _fill(ctx, a, value):
+    """Fill a 1-D device array (K = 0 thresholds)."""
+    ctx.cuda.to_device(np.full(a.shape, value, a.dtype), stream=ctx.stream, to=a)
 
 
 def jvp(mapping, p, v, ax, out, theta, dt, stream=None):
+    """``J(p) v`` on the device."""
+    from . import cuda_kernels as _cuda
+
     _sparsemax_only(mapping)
-    return sparsemax_jvp(p, v, ax, out=out, stream=stream)
+    ctx = _Ctx([("p", p), ("v", v), ("out", out)], stream)
+    shape = tuple(v.shape)
+    res, res_v = _out_or_new(ctx, out, shape, dt)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    if n and K:
+        pv = ctx.view(p, "p").reshape(outer, K, inner)
+        vv = ctx.view(v, "v").reshape(outer, K, inner)
+        blocks, tpb, G = _launch_cfg(K, n)
+        _cuda.k_jvp[blocks, tpb, ctx.stream](pv, vv, res_v.reshape(outer, K, inner), n, inner, G)
+    return res
+
+
+def _where(i, batch):
+    return D.position(i, batch)
 
 
 def loss(mapping, z, target, kind, ax, reduction, ignore_index, code, theta, dt, want_grad,
          out, stream=None, checked=False):
+    """``(loss, grad)`` on the device; targets are checked on the device first, with one
+    small read-back, so that bad input is reported before anything is written."""
+    from . import cuda_kernels as _cuda
+
     _sparsemax_only(mapping)
-    return _loss(z, target, ax, reduction, ignore_index, _METHOD_NAMES[code], want_grad,
-                 out, stream)
+    ctx = _Ctx([("z", z), ("target", target), ("out", out)], stream)
+    shape = tuple(z.shape)
+    batch = _batch(shape, ax)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    n_valid = n
+    if kind == "labels":
+        y = ctx.view(target, "target").reshape(n)
+        if n and not checked:
+            # The sentinel for "no ignore_index" is a value no int64 label holds.
+            ign = ignore_index if ignore_index is not None else np.iinfo(np.int64).min
+            first = ctx.full1(n, np.int64)
+            cnt = ctx.full1(0, np.int64)
+            blocks = -(-n // 128)
+            _cuda.k_check_labels[blocks, 128, ctx.stream](y, K, ign, first, cnt)
+            i = int(ctx.to_host(first)[0])
+            n_valid = int(ctx.to_host(cnt)[0])
+            if i < n:
+                value = int(ctx.to_host(y[i : i + 1])[0])
+                raise D.bad_label_error(value, _where(i, batch), K, ignore_index)
+    else:
+        q = ctx.view(target, "target").reshape(outer, K, inner)
+        if n and not checked:
+            first = ctx.cuda.to_device(np.array([n, n], np.int64), stream=ctx.stream)
+            sums = ctx.cuda.device_array(n, np.float64, stream=ctx.stream)
+            blocks = -(-n // 128)
+            _cuda.k_check_dist[blocks, 128, ctx.stream](q, n, inner, first, sums)
+            i_neg, i_sum = (int(x) for x in ctx.to_host(first))
+            if i_neg < n:
+                raise D.negative_target_error(_where(i_neg, batch))
+            if i_sum < n:
+                s = float(ctx.to_host(sums[i_sum : i_sum + 1])[0])
+                raise D.target_sum_error(_where(i_sum, batch), s, K)
+    if want_grad:
+        grad, grad_v = _out_or_new(ctx, out, shape, dt)
+        g3 = grad_v.reshape(outer, K, inner)
+    else:
+        grad = None
+        _, g3 = ctx.empty((1, 1, 1), dt)
+    scale = 1.0
+    if reduction == "mean":
+        scale = 1.0 / n_valid if n_valid else 0.0
+    per_row, loss_v = ctx.empty((n,), dt)
+    if n:
+        if K == 0:
+            # An empty row has no threshold: NaN loss, empty gradient (as on the CPU).
+            _fill(ctx, loss_v, math.nan)
+        else:
+            zv = ctx.view(z, "z").reshape(outer, K, inner)
+            blocks, tpb, G = _launch_cfg(K, n)
+            if kind == "labels":
+                ign = ignore_index if ignore_index is not None else -1
+                _cuda.k_loss_labels[blocks, tpb, ctx.stream](
+                    zv, y, ign, scale, loss_v, g3, want_grad, n, inner, G
+                )
+            else:
+                _cuda.k_loss_dist[blocks, tpb, ctx.stream](
+                    zv, q, scale, loss_v, g3, want_grad, n, inner, G
+                )
+    if reduction == "none":
+        loss_out = per_row.reshape(batch)
+    else:
+        # A 0-d device array: the sum (or mean) stays on the device.
+        div = 1.0
+        if reduction == "mean":
+            div = float(n_valid) if n_valid else math.nan
+        res, res_v = ctx.empty((1,), dt)
+        _cuda.k_sum[1, _TPB[0], ctx.stream](loss_v, div, res_v)
+        loss_out = res.reshape(())
+    return loss_out, grad
 
 
 def proportions(y, ax, dt, stream=None, checked=False):
-    return labels_to_proportions(y, ax, stream=stream)
+    """``q = y / sum(y)`` on the device, after the 0/1 and non-empty rules."""
+    from . import cuda_kernels as _cuda
+
+    ctx = _Ctx([("y", y)], stream)
+    shape = tuple(y.shape)
+    batch = _batch(shape, ax)
+    outer, K, inner = _split(shape, ax)
+    n = outer * inner
+    res, res_v = ctx.empty(shape, dt)
+    if n == 0:
+        return res
+    yv = ctx.view(y, "y").reshape(outer, K, inner)
+    first_val = ctx.full1(n, np.int64)
+    first_empty = ctx.full1(n, np.int64)
+    blocks = -(-n // 128)
+    _cuda.k_check_01[blocks, 128, ctx.stream](yv, n, inner, first_val, first_empty)
+    i = int(ctx.to_host(first_val)[0])
+    if i < n and not checked:
+        o, ii = divmod(i, inner)
+        row = ctx.to_host(yv[o, :, ii])
+        j = int(np.flatnonzero(~((row == 0) | (row == 1)))[0])
+        idx = list(_where(i, batch))
+        idx.insert(ax, j)
+        raise D.not_01_error(tuple(idx), row[j])
+    i = int(ctx.to_host(first_empty)[0])
+    if i < n and not checked:
+        raise D.empty_label_row_error(_where(i, batch))
+    if K:
+        _cuda.k_proportions[blocks, 128, ctx.stream](yv, res_v.reshape(outer, K, inner), n, inner)
+    return res

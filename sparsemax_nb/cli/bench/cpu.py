@@ -88,6 +88,12 @@ def add_arguments(parser):
         help="cpu (default): the Numba CPU kernels; cuda: the GPU kernels",
     )
     parser.add_argument(
+        "--check", action="store_true",
+        help="with --device cuda: run the GPU tests, check every launch path against float64 "
+        "references, time against a copy/torch/entmax, write one JSON (--json, default "
+        "sparsemax-nb-cuda-check.json)",
+    )
+    parser.add_argument(
         "--repeat", type=int, metavar="N", default=None,
         help="rounds per case; the figure is the median (default 5, --quick 3)",
     )
@@ -649,6 +655,10 @@ def _cuda_unavailable_reason():
 
 
 def _main_cuda(args):
+    if getattr(args, "check", False):
+        from sparsemax_nb.cli.bench.gpu import main_check
+
+        return main_check(args)
     try:
         from sparsemax_nb.cli.bench.gpu import bench_cuda
     except ImportError as e:
