@@ -134,7 +134,7 @@ def test_cv_tunes_the_rule_and_models_learn():
     for cls in ALL:
         est = cls(alpha=1e-3, cv=3).fit(tr.X, tr.Y)
         rule = getattr(est, est._cv_param + "_")
-        assert float(rule) in [float(v) for v in est._cv_grid]
+        assert float(rule) in est.rule_grid_ and est.rule_at_edge_ is None
         assert micro_f1(te.Y, est.predict(te.X)) > 0.75
         P = est.predict_proba(te.X)
         np.testing.assert_allclose(P.sum(1), 1, atol=1e-12)
