@@ -310,6 +310,9 @@ def test_cli_paper_mode_on_a_data_dir(capsys):
     assert rc == 0, text.err
     assert "beside the paper's Table 2" in text.out and "UNVERIFIED" in text.out
     assert "toy" in text.out.split("beside the paper's Table 2")[1]
+    # --paper drops rows with no label by default, and says so
+    assert "train 80 rows (4 unlabelled, dropped); test 50 rows (5 unlabelled, dropped)" in text.out
+    assert "were dropped from training and test" in text.out
 
 
 def test_cli_without_the_ml_extra(monkeypatch, capsys):
