@@ -372,3 +372,36 @@ def test_cli_on_emotions(capsys):
     assert res["info"]["counts"]["test_rows"] == 202
     for r in res["models"].values():
         assert 0.55 < r["micro_f1"] < 0.8
+
+
+def test_cli_keeps_mostly_zero_data_sparse(tmp_path, capsys):
+    # Bag-of-words-like features (5% non-zeros) in ARFF's sparse row format: scaled without
+    # centring and kept in CSR form; the fitted models still learn the labels.
+    import scipy.sparse as sps
+
+    from sparsemax_nb._multilabel_cli import _standardise
+
+    rng = np.random.default_rng(9)
+    n, d, K = 150, 40, 3
+    X = sps.random(n, d, density=0.05, random_state=1, data_rvs=lambda k: rng.integers(1, 4, k)).toarray()
+    W = rng.normal(size=(d, K)) * 3
+    Z = X @ W
+    Y = (Z > 1).astype(int)
+    Y[np.arange(n), np.argmax(Z, axis=1)] = 1
+    lines = ["@relation bow", *[f"@attribute w{j} numeric" for j in range(d)],
+             *[f"@attribute y{j} {{0,1}}" for j in range(K)], "@data"]
+    for i in range(n):
+        row = np.concatenate([X[i], Y[i]])
+        lines.append("{" + ",".join(f"{j} {row[j]:g}" for j in np.flatnonzero(row)) + "}")
+    f = tmp_path / "bow.arff"
+    f.write_text("\n".join(lines) + "\n")
+    rc, text = _cli(["--data", str(f), "--alphas", "1e-3,1e-2", "--cv", "2", "--bootstrap", "0"], capsys)
+    assert rc == 0, text.err
+    assert "not centred (sparse" in text.out and "random 25%" in text.out
+    A, B, how = _standardise(X[:100], X[100:])
+    assert sps.issparse(A) and sps.issparse(B) and "not centred" in how
+    sd = X[:100].std(0)
+    np.testing.assert_allclose(A.toarray(), X[:100] / np.where(sd > 0, sd, 1))
+    A, B, how = _standardise(X[:100] + 1.0, X[100:] + 1.0)  # dense data: centred
+    assert not sps.issparse(A) and "mean" in how
+    np.testing.assert_allclose(A.mean(0), 0, atol=1e-12)
