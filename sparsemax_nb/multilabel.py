@@ -16,6 +16,11 @@ sparsemax_nb[ml]``). ``Y`` may be a 0/1 indicator matrix, a matrix of proportion
 the simplex), or a 1-D vector of class labels (ordinary multiclass classification, where the
 prediction is the arg max).
 
+The label rules' parameters are tuned on out-of-fold scores among candidates taken from the
+data (:func:`rule_grid`, :func:`pick_rule`): quantiles of the values at which some row's
+label set changes, so the grid always runs from "every label" to "one label per row"; a
+pick at either end raises :class:`TuningEdgeWarning`.
+
 Gradients are written by hand (no autodiff): with scores ``Z = X W + b`` and ``G = dL/dZ``
 (for sparsemax ``G = (sparsemax(Z) - Q) / n`` from :func:`sparsemax_nb.sparsemax_loss_and_grad`),
 ``dL/dW = X^T G + alpha W`` and ``dL/db = sum_i G_i``.
