@@ -405,3 +405,27 @@ def test_cli_keeps_mostly_zero_data_sparse(tmp_path, capsys):
     A, B, how = _standardise(X[:100] + 1.0, X[100:] + 1.0)  # dense data: centred
     assert not sps.issparse(A) and "mean" in how
     np.testing.assert_allclose(A.mean(0), 0, atol=1e-12)
+
+
+def test_cli_without_the_ml_extra_in_a_fresh_process():
+    # A plain install, as far as imports go: scikit-learn and scipy cannot be imported.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('sklearn', 'scipy'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from sparsemax_nb import cli\n"
+        f"sys.exit(cli.main(['multilabel', '--data', {str(TOY / 'toy-train.arff')!r}]))\n"
+    )
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        'error: sparsemax-nb multilabel needs scikit-learn and scipy: pip install "sparsemax_nb[ml]"'
+    ]
+    assert "Traceback" not in r.stderr
