@@ -270,8 +270,9 @@ def _cv_alpha_and_rule(name, X, Y, alphas, folds, seed, progress, tag):
     splitter = KFold(min(folds, n), shuffle=True, random_state=seed)
     for tr, va in splitter.split(np.zeros(n)):
         est = cls(alpha=order[0], warm_start=True, **{cls._cv_param: 1.0 if name == "sparsemax" else 0.5})
+        Xf, Yf = X[tr], Y[tr]  # one object per fold: the fits along the path share its Gram matrix
         for a in order:
-            est.set_params(alpha=a).fit(X[tr], Y[tr])
+            est.set_params(alpha=a).fit(Xf, Yf)
             Z[a][va] = est.decision_function(X[va])
             progress.step(f"{tag}{name} alpha={a:.3g}")
     per_alpha = {}

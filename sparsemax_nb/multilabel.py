@@ -63,6 +63,10 @@ class TuningEdgeWarning(UserWarning):
     """A tuned value (a label rule's threshold or scale, or ``alpha``) is at an end of its grid."""
 
 
+# Up to this many features the fit works in whitened variables (see _preconditioner): the
+# eigendecomposition of the d x d Gram matrix costs little next to the fit.
+_PRECONDITION_MAX_FEATURES = 2000
+
 # Candidate values of a label rule: this many quantiles of the values where the prediction
 # changes, so the grid follows the scores whatever their scale.
 _N_RULE_GRID = 64
@@ -289,26 +293,72 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
             w0[d * K :] = self._intercept0(Q, Ybin)
         return w0
 
+    def _preconditioner(self, X):
+        """``(U, s)`` with ``W = U diag(s) V``, or None (too many features, or degenerate).
+
+        ``U diag(lam) U^T`` is the eigendecomposition of ``X^T X / n`` and
+        ``s = 1 / sqrt(lam + alpha)``: in the variables ``V`` the regularised objective of a
+        loss with unit curvature has an identity Hessian, whatever the correlations between
+        features. L-BFGS then needs far fewer iterations (Emotions, alpha = 1e-2:
+        sparsemax 159 -> 40, softmax 99 -> 57), most of all for the sparsemax loss, whose
+        curvature is 1 on the support. The decomposition is kept between warm-started fits
+        on the same ``X`` (an alpha path).
+        """
+        n, d = X.shape
+        if d > _PRECONDITION_MAX_FEATURES or n == 0:
+            return None
+        cache = getattr(self, "_gram_cache", None)
+        if cache is not None and cache[0] is X:
+            lam, U = cache[1], cache[2]
+        else:
+            G = X.T @ X
+            G = np.asarray(G.toarray() if _sp.issparse(G) else G, dtype=np.float64) / n
+            lam, U = np.linalg.eigh(G)
+            lam = np.maximum(lam, 0.0)
+            if self.warm_start:
+                self._gram_cache = (X, lam, U)
+        # A floor keeps s finite for alpha = 0 (features that are constant or collinear).
+        floor = float(self.alpha) + 1e-10 * max(float(lam[-1]) if lam.size else 0.0, 1.0)
+        return U, 1.0 / np.sqrt(lam + floor)
+
     def _fit_weights(self, X, Q, Ybin):
         n, d = X.shape
         K = Q.shape[1]
         w0 = self._initial_weights(d, Q, Ybin)
+        dK = d * K
         # L-BFGS-B makes many small level-1 BLAS calls per iteration; a multi-threaded
         # OpenBLAS spends more time waking its threads than computing (measured 30x slower
         # on a busy 2-core machine), so BLAS runs single-threaded during the fit, and so
         # do the library's kernels (see _serial_numba).
         with _threadpool_limits(limits=1, user_api="blas"), _serial_numba():
+            f = self._objective(X, Q, Ybin)
+            pre = self._preconditioner(X)
+            if pre is None:
+                fun, x0 = f, w0
+            else:
+                U, sc = pre
+
+                def fun(v):
+                    W = U @ (sc[:, None] * v[:dK].reshape(d, K))
+                    val, g = f(np.concatenate([W.ravel(), v[dK:]]))
+                    gV = sc[:, None] * (U.T @ g[:dK].reshape(d, K))  # chain rule
+                    return val, np.concatenate([gV.ravel(), g[dK:]])
+
+                x0 = np.concatenate([((U.T @ w0[:dK].reshape(d, K)) / sc[:, None]).ravel(), w0[dK:]])
             res = _minimize(
-                self._objective(X, Q, Ybin),
-                w0,
+                fun,
+                x0,
                 method="L-BFGS-B",
                 jac=True,
                 options={"maxiter": int(self.max_iter), "gtol": float(self.tol), "ftol": 1e-12},
             )
+            x = res.x
+            if pre is not None:
+                x = np.concatenate([(U @ (sc[:, None] * x[:dK].reshape(d, K))).ravel(), x[dK:]])
         self.n_iter_ = int(res.nit)
         self.n_fev_ = int(res.nfev)
-        self.coef_ = res.x[: d * K].reshape(d, K).T.copy()  # (K, d), as scikit-learn
-        self.intercept_ = res.x[d * K :].copy() if self.fit_intercept else np.zeros(K)
+        self.coef_ = x[:dK].reshape(d, K).T.copy()  # (K, d), as scikit-learn
+        self.intercept_ = x[dK:].copy() if self.fit_intercept else np.zeros(K)
 
     def _check_params(self):
         if not (np.isfinite(self.alpha) and self.alpha >= 0):
@@ -500,7 +550,10 @@ class SparsemaxClassifier(_LinearMultilabel):
     max_iter : int, optional
         L-BFGS-B iterations.
     tol : float, optional
-        L-BFGS-B projected-gradient tolerance.
+        L-BFGS-B projected-gradient tolerance. With at most 2000 features the fit runs in
+        whitened variables ``V`` (``W = U diag((lam + alpha)^-1/2) V`` from the
+        eigendecomposition of ``X^T X / n``), which the tolerance then applies to; the
+        optimum is the same, reached in fewer iterations.
     random_state : int, optional
         Seed of the CV fold shuffle.
     warm_start : bool, optional

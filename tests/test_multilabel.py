@@ -429,3 +429,40 @@ def test_cli_without_the_ml_extra_in_a_fresh_process():
         'error: sparsemax-nb multilabel needs scikit-learn and scipy: pip install "sparsemax_nb[ml]"'
     ]
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_whitened_fit_reaches_the_plain_optimum(cls, sparse, monkeypatch):
+    import sparsemax_nb.multilabel as ML
+
+    rng = np.random.default_rng(10)
+    X, Y = _toy(n=150, d=6)
+    X = X @ rng.normal(size=(6, 6))  # correlated features: what the whitening is for
+    X[:, 5] = X[:, 4]  # and a collinear pair (a zero eigenvalue)
+    Xs = sp.csr_matrix(X) if sparse else X
+    rule = {cls._cv_param: 1.0 if cls is SparsemaxClassifier else 0.5}
+    for alpha in (1e-2, 0.0):
+        a = cls(alpha=alpha, tol=1e-9, max_iter=5000, **rule).fit(Xs, Y)
+        monkeypatch.setattr(ML, "_PRECONDITION_MAX_FEATURES", 0)  # plain L-BFGS
+        b = cls(alpha=alpha, tol=1e-9, max_iter=5000, **rule).fit(Xs, Y)
+        monkeypatch.undo()
+        est = cls(alpha=alpha)
+        Q, Ybin = est._encode_targets(Y)
+        f = est._objective(X, Q, Ybin)
+        fa = f(np.concatenate([a.coef_.T.ravel(), a.intercept_]))[0]
+        fb = f(np.concatenate([b.coef_.T.ravel(), b.intercept_]))[0]
+        assert np.isfinite(a.coef_).all()
+        assert fa <= fb + 1e-9
+        if alpha > 0:  # a unique optimum
+            np.testing.assert_allclose(a.coef_, b.coef_, atol=1e-4)
+
+
+def test_warm_start_reuses_the_gram_matrix():
+    X, Y = _toy(n=100)
+    est = SoftmaxClassifier(alpha=1.0, threshold=0.5, warm_start=True).fit(X, Y)
+    cache = est._gram_cache
+    assert cache[0] is X
+    est.set_params(alpha=0.1).fit(X, Y)
+    assert est._gram_cache is cache  # same X object: not decomposed again
+    assert not hasattr(SoftmaxClassifier(alpha=1.0, threshold=0.5).fit(X, Y), "_gram_cache")
