@@ -100,9 +100,9 @@ def add_arguments(parser):
         "half a decade apart; synthetic default 1e-6,1e-5,1e-4,1e-3,1e-2)",
     )
     parser.add_argument(
-        "--cv", type=int, default=5,
-        help="folds of the cross-validation on the training set (ARFF: alpha and label rule; "
-        "synthetic: the label rule) (default 5)",
+        "--cv", type=int, default=None,
+        help="folds of the cross-validation on the training set (ARFF: alpha and label rule, "
+        "default 5; synthetic: the label rule, default 3)",
     )
     parser.add_argument(
         "--bootstrap", type=int, default=1000,
@@ -645,6 +645,8 @@ def main(args):
         if not alphas or not all(a >= 0 and a < float("inf") for a in alphas):
             print("error: --alphas must hold at least one finite number >= 0", file=sys.stderr)
             return 2
+    if args.cv is None:
+        args.cv = 5 if real else 3
     if args.cv < 2:
         print("error: --cv must be at least 2", file=sys.stderr)
         return 2
