@@ -619,6 +619,13 @@ def _main_synthetic(args, alphas, show, report):
                   + f"   {'yes' if rows['sparsemax']['jsd'] < rows['softmax']['jsd'] else 'no'}")
         print()
     report["results"] = {f"{L:g}": rows for L, rows in results.items()}
+    lo, hi = min(alphas), max(alphas)
+    for L, rows in results.items():
+        for name, r in rows.items():
+            for key, what in (("alpha_f1", "F1"), ("alpha_proportions", "proportions")):
+                if len(alphas) > 1 and r[key] in (lo, hi):
+                    print(f"note: L={L:g} {name}: the {what} alpha {r[key]:g} is the "
+                          f"{'smallest' if r[key] == lo else 'largest'} of --alphas; widen the grid")
     print("micro/macro F1 of the predicted label sets (alpha tuned on dev micro F1); MSE (sum over"
           " labels, mean over documents) and JSD (nats) of the predicted proportions (alpha tuned"
           " on dev JSD)")

@@ -466,3 +466,18 @@ def test_warm_start_reuses_the_gram_matrix():
     est.set_params(alpha=0.1).fit(X, Y)
     assert est._gram_cache is cache  # same X object: not decomposed again
     assert not hasattr(SoftmaxClassifier(alpha=1.0, threshold=0.5).fit(X, Y), "_gram_cache")
+
+
+def test_cli_synthetic_notes_alpha_at_an_edge(capsys, monkeypatch):
+    import sparsemax_nb._multilabel_cli as C
+    from sparsemax_nb import datasets
+
+    original = datasets.make_synthetic
+    small = lambda K, L, seed=None: original(  # noqa: E731
+        K, L, n_train=150, n_dev=60, n_test=80, vocab_size=60, seed=seed)
+    monkeypatch.setattr(datasets, "make_synthetic", small)
+    rc, text = _cli(["--labels", "4", "--length", "30", "--alphas", "10,100"], capsys)
+    assert rc == 0, text.err
+    assert "synthetic documents: K = 4 labels" in text.out
+    assert "is the smallest of --alphas; widen the grid" in text.out  # heavy L2: 10 wins
+    assert C.DEFAULT_ALPHAS_SYNTHETIC[0] == 1e-6
