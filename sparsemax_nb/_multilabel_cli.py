@@ -444,7 +444,10 @@ def _paper_files(name, data_dir):
         return tr, te, xml if os.path.exists(xml) else None
     from .datasets import fetch_mulan
 
-    files = fetch_mulan(name).files
+    try:
+        files = fetch_mulan(name).files
+    except OSError as e:
+        raise OSError(f"{e} With the files at hand: --data-dir DIR.") from None
     return files[f"{name}-train.arff"], files[f"{name}-test.arff"], files[f"{name}.xml"]
 
 
