@@ -481,3 +481,22 @@ def test_cli_synthetic_notes_alpha_at_an_edge(capsys, monkeypatch):
     assert "synthetic documents: K = 4 labels" in text.out
     assert "is the smallest of --alphas; widen the grid" in text.out  # heavy L2: 10 wins
     assert C.DEFAULT_ALPHAS_SYNTHETIC[0] == 1e-6
+
+
+def test_cli_paper_offline_is_one_line(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from sparsemax_nb import datasets
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: as good as offline
+    monkeypatch.setattr(datasets, "MULAN_URLS", (f"http://127.0.0.1:{port}/{{file}}",))
+    monkeypatch.setenv("SPARSEMAX_NB_DATA", str(tmp_path))
+    rc, text = _cli(["--paper", "--sets", "emotions"], capsys)
+    assert rc == 2
+    lines = text.err.strip().splitlines()
+    assert len(lines) == 1 and "could not download emotions-train.arff" in lines[0]
+    assert "--data-dir" in lines[0]
+    assert list((tmp_path / "mulan" / "emotions").iterdir()) == []
