@@ -155,3 +155,167 @@ def test_arff_malformed(tmp_path, text, match):
     f.write_text(text)
     with pytest.raises(ValueError, match=match):
         load_arff(f, 1)
+
+
+def test_arff_auto_labels(tmp_path):
+    f = tmp_path / "toy.arff"
+    f.write_text(DENSE.replace("'toy: -C -2'", "toy"))
+    d = load_arff(f, "auto")  # the trailing {0,1} attributes
+    assert d.label_names == ["l1", "l2"] and d.feature_names == ["f1", "f two", "colour"]
+    g = tmp_path / "toy2.arff"
+    g.write_text(SPARSE)
+    assert load_arff(g, "auto").label_names == ["a", "b"]  # a MEKA header wins
+    h = tmp_path / "bad.arff"
+    h.write_text("@relation r\n@attribute a {0,1}\n@attribute b numeric\n@data\n1,2\n")
+    with pytest.raises(ValueError, match="no label attributes found"):
+        load_arff(h, "auto")
+    h.write_text("@relation r\n@attribute a {0,1}\n@attribute b {1,0}\n@data\n1,0\n")
+    with pytest.raises(ValueError, match="every attribute is"):
+        load_arff(h, "auto")
+    with pytest.raises(ValueError, match="'auto'"):
+        load_arff(f, "all")
+
+
+# --------------------------------------------------------------------------- fetch_mulan
+import contextlib  # noqa: E402
+import functools  # noqa: E402
+import hashlib  # noqa: E402
+import http.server  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import threading  # noqa: E402
+
+from sparsemax_nb.apps import datasets as D  # noqa: E402
+
+TOY = pathlib.Path(__file__).parent / "data" / "mulan_toy"
+# <repo>/../shared, or SPARSEMAX_NB_SHARED_DIR; tests that need it skip when it is absent.
+SHARED = pathlib.Path(
+    os.environ.get("SPARSEMAX_NB_SHARED_DIR") or pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+) / "data" / "mulan"
+needs_shared = pytest.mark.skipif(
+    not (SHARED / "scene-train.arff").exists(), reason="no <repo>/../shared/data/mulan"
+)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+
+
+class _Truncating(http.server.BaseHTTPRequestHandler):
+    """Promises 100,000 bytes, sends 10 and hangs up (a connection cut mid-download)."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        self.wfile.write(b"0123456789")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *a):
+        pass
+
+
+@contextlib.contextmanager
+def _serve(handler):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _closed_port_url():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return f"http://127.0.0.1:{port}"
+
+
+def _sha(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def test_download_verifies_and_renames(tmp_path):
+    src = TOY / "toy.xml"
+    dest = tmp_path / "toy.xml"
+    with _serve(functools.partial(_Quiet, directory=str(TOY))) as base:
+        used = D._download([f"{base}/missing.xml", f"{base}/toy.xml"], str(dest), _sha(src))
+        assert used.endswith("/toy.xml")  # the first mirror 404s, the second serves it
+        assert dest.read_bytes() == src.read_bytes()
+        with pytest.raises(OSError, match="sha256"):
+            D._download([f"{base}/toy-test.arff"], str(tmp_path / "other"), _sha(src))
+    assert sorted(os.listdir(tmp_path)) == ["toy.xml"]  # no partial or temporary file
+
+
+def test_download_cut_mid_body_leaves_nothing(tmp_path):
+    with _serve(_Truncating) as base:
+        with pytest.raises(OSError, match="could not download x.arff"):
+            D._download([f"{base}/x.arff"], str(tmp_path / "x.arff"), "0" * 64)
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_offline_is_a_clear_error(tmp_path):
+    with pytest.raises(OSError, match="offline") as e:
+        D._download([f"{_closed_port_url()}/x.arff"], str(tmp_path / "x.arff"), "0" * 64)
+    assert "127.0.0.1" in str(e.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_data_home_env_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSEMAX_NB_DATA", str(tmp_path / "cache"))
+    assert D.get_data_home() == str(tmp_path / "cache") and (tmp_path / "cache").is_dir()
+    assert D.get_data_home(tmp_path / "x") == str(tmp_path / "x")
+
+
+def test_fetch_mulan_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown Mulan set"):
+        D.fetch_mulan("yeast", data_home=tmp_path)
+    with pytest.raises(ValueError, match="urls"):
+        D.fetch_mulan("scene", data_home=tmp_path, urls="http://example.org/{file}")
+    with pytest.raises(OSError, match="download_if_missing is False"):
+        D.fetch_mulan("scene", data_home=tmp_path, download_if_missing=False)
+
+
+def test_fetch_mulan_offline_leaves_no_file(tmp_path):
+    with pytest.raises(OSError, match="could not download scene-train.arff"):
+        D.fetch_mulan("scene", data_home=tmp_path, urls=[_closed_port_url() + "/{file}"], timeout=5)
+    left = [p for p in (tmp_path / "mulan" / "scene").iterdir()]
+    assert left == []
+
+
+@needs_shared
+@pytest.mark.parametrize("name,shape", [("scene", (1211, 1196, 294, 6)), ("birds", (322, 323, 260, 19))])
+def test_fetch_mulan_from_a_local_server(tmp_path, monkeypatch, name, shape):
+    monkeypatch.setenv("SPARSEMAX_NB_DATA", str(tmp_path))
+    with _serve(functools.partial(_Quiet, directory=str(SHARED))) as base:
+        ds = D.fetch_mulan(name, urls=[base + "/{file}"])
+    assert (ds.train.X.shape[0], ds.test.X.shape[0], ds.train.X.shape[1], ds.train.Y.shape[1]) == shape
+    assert ds.train.label_names == D._mulan_labels(SHARED / f"{name}.xml")
+    for fname, path in ds.files.items():
+        assert pathlib.Path(path).parent == tmp_path / "mulan" / name
+        assert _sha(path) == D.MULAN_SETS[name][fname]
+    # cached: no server needed any more
+    again = D.fetch_mulan(name, urls=[_closed_port_url() + "/{file}"])
+    np.testing.assert_array_equal(again.test.Y, ds.test.Y)
+    # a damaged cached file is downloaded again, not trusted
+    p = pathlib.Path(ds.files[f"{name}-test.arff"])
+    p.write_bytes(p.read_bytes()[:-10])
+    with pytest.raises(OSError, match="could not download"):
+        D.fetch_mulan(name, urls=[_closed_port_url() + "/{file}"])
+    with _serve(functools.partial(_Quiet, directory=str(SHARED))) as base:
+        D.fetch_mulan(name, urls=[base + "/{file}"])
+    assert _sha(p) == D.MULAN_SETS[name][f"{name}-test.arff"]
+
+
+@needs_shared
+def test_fetch_mulan_file_url_mirror(tmp_path):
+    ds = D.fetch_mulan("emotions", data_home=tmp_path, urls=[SHARED.as_uri() + "/{file}"])
+    assert ds.train.X.shape == (391, 72) and ds.test.Y.shape == (202, 6)

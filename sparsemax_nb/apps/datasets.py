@@ -1,14 +1,21 @@
-"""Multi-label data: the paper's synthetic documents, a Mulan/MEKA ARFF loader, and metrics.
+"""Multi-label data: the paper's synthetic documents, a Mulan/MEKA ARFF loader, a fetcher for
+the Mulan benchmark sets, and metrics.
 
-Only NumPy is needed here. The synthetic generator follows Martins & Astudillo (2016),
+Only NumPy and the standard library are needed here. The synthetic generator follows Martins & Astudillo (2016),
 section 4.1: each document has a set of labels, proportions over those labels, and words
 drawn from the mixture of the labels' word distributions; the target of the multi-label
 model is the vector of mixture proportions.
 """
 
+import hashlib
+import os
 import re
+import tempfile
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections import namedtuple
+from http.client import HTTPException
 
 import numpy as np
 
@@ -17,6 +24,9 @@ __all__ = [
     "bag_of_words",
     "load_arff",
     "MultilabelDataset",
+    "fetch_mulan",
+    "get_data_home",
+    "MulanSplits",
     "micro_f1",
     "macro_f1",
     "mean_squared_error",
@@ -345,6 +355,10 @@ def _value(tok, kind, name, where):
         ) from None
 
 
+def _is_binary_nominal(kind):
+    return kind is not None and sorted(kind) == ["0", "1"]
+
+
 def _mulan_labels(xml_path):
     try:
         root = ET.parse(xml_path).getroot()
@@ -363,10 +377,13 @@ def load_arff(path, labels=None, *, xml=None, labels_first=None):
     ----------
     path : str or os.PathLike
         The ``.arff`` file (Scene, Emotions, Birds, CAL500, ...).
-    labels : int, optional
+    labels : int or "auto", optional
         The number of label attributes. If not given, it is read from ``xml`` or from a MEKA
         header (``@relation 'name: -C N'``; ``N > 0``: the first ``N`` attributes,
-        ``N < 0``: the last ``|N|``).
+        ``N < 0``: the last ``|N|``). ``"auto"``: the MEKA header when there is one, else
+        the trailing run of ``{0,1}`` nominal attributes (Mulan puts its labels last; a
+        binary feature just before them would be taken for a label, so prefer ``xml``
+        when there is one).
     xml : str or os.PathLike, optional
         A Mulan XML file naming the labels (``<label name="..."/>``); the labels are the
         attributes with those names, wherever they are.
@@ -448,8 +465,27 @@ def load_arff(path, labels=None, *, xml=None, labels_first=None):
             raise ValueError(f"{where0}: labels {missing[:5]} of {xml} are not attributes")
         lab_idx = [names.index(n) for n in label_names]
     else:
+        m = re.search(r"-C\s+(-?\d+)", relation or "")
+        if isinstance(labels, str):
+            if labels != "auto":
+                raise ValueError(f"labels must be an int, None or 'auto'; got {labels!r}")
+            if m:
+                labels = None  # the MEKA header below
+            else:
+                c = 0
+                while c < len(attrs) and _is_binary_nominal(attrs[len(attrs) - 1 - c][1]):
+                    c += 1
+                if c == 0:
+                    raise ValueError(
+                        f"{where0}: no label attributes found (the last attribute is not "
+                        "{0,1}); pass labels=N or a Mulan xml= file"
+                    )
+                if c == len(attrs):
+                    raise ValueError(
+                        f"{where0}: every attribute is {{0,1}}; pass labels=N or a Mulan xml= file"
+                    )
+                labels, labels_first = c, False
         if labels is None:
-            m = re.search(r"-C\s+(-?\d+)", relation or "")
             if not m:
                 raise ValueError(
                     f"{where0}: the number of labels is unknown; pass labels=N or a Mulan "
@@ -475,4 +511,180 @@ def load_arff(path, labels=None, *, xml=None, labels_first=None):
         Y.astype(np.int8),
         [names[j] for j in feat_idx],
         [names[j] for j in lab_idx],
+    )
+
+
+# --------------------------------------------------------------------------- Mulan fetcher
+MulanSplits = namedtuple("MulanSplits", ["train", "test", "name", "files"])
+MulanSplits.__doc__ = """A Mulan benchmark set with its own train/test split.
+
+train, test : MultilabelDataset. name : str. files : dict of file name -> local path.
+"""
+
+# Mulan's repository (tsoumakas/mulan on GitHub): data/multi-label/<set>/<file>.
+MULAN_URLS = (
+    "https://raw.githubusercontent.com/tsoumakas/mulan/master/data/multi-label/{name}/{file}",
+)
+
+# sha256 of the files as published there; a download must match exactly.
+MULAN_SETS = {
+    "scene": {
+        "scene-train.arff": "b53ba93bdf412de922e3960389bcee24744fa3e872ce610511fc1d750888b64d",
+        "scene-test.arff": "ea38d20296b3ff7e220f477a3b802a9bcb2d768881fe6ee163efbc97ea527a42",
+        "scene.xml": "55d8b247b949ad5c52e5a73d8c6775ec6e5469ce9682465b45b333b68ee4bcc5",
+    },
+    "emotions": {
+        "emotions-train.arff": "bbe704106c79bb8fb99c1d1d2e9bde081d6a2daeb01f100862f11fd91a3c1f98",
+        "emotions-test.arff": "f13d4b746b7b5c8eb484bd751d6ac463d4560dff998a93516a5c1fe35daf6c8f",
+        "emotions.xml": "dbce8e6ccbbb2fcbfd9e9edbb230d7ed12692c6e13f59fdbc0161fa9b6cf2dc0",
+    },
+    "birds": {
+        "birds-train.arff": "8f215db6ee163149901e753977f631ba8bea0e0e8e1abc42b234414822f8ae36",
+        "birds-test.arff": "51ba6326d65ccdd7c755b6461280eb6d2769c7f59d8e12fd4250f91e6ca28326",
+        "birds.xml": "0f4ea547b2b3d538c8402662daf689e0d4520cc8b4f5ba113c2e7c01700f010f",
+    },
+}
+
+DATA_ENV = "SPARSEMAX_NB_DATA"
+
+
+def get_data_home(data_home=None):
+    """The directory where fetched data sets are cached (created if missing).
+
+    Parameters
+    ----------
+    data_home : str or os.PathLike, optional
+        Use this directory. Otherwise the environment variable ``SPARSEMAX_NB_DATA``, else
+        ``$XDG_CACHE_HOME/sparsemax_nb`` (``~/.cache/sparsemax_nb``).
+
+    Returns
+    -------
+    str
+    """
+    if data_home is None:
+        data_home = os.environ.get(DATA_ENV) or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+            "sparsemax_nb",
+        )
+    data_home = os.path.expanduser(os.fspath(data_home))
+    os.makedirs(data_home, exist_ok=True)
+    return data_home
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _download(urls, dest, sha256, timeout=30.0):
+    """Fetch ``dest`` from the first of ``urls`` that serves bytes with the given sha256.
+
+    The bytes go to a temporary file beside ``dest``, renamed over it only once complete
+    and verified, so an interrupted or corrupt download never leaves a file under the final
+    name. Returns the URL used; raises ``OSError`` listing every failure.
+    """
+    failures = []
+    directory = os.path.dirname(os.path.abspath(dest))
+    for url in urls:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", suffix=".part", dir=directory)
+        try:
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                for block in iter(lambda: resp.read(1 << 16), b""):
+                    h.update(block)
+                    out.write(block)
+            got = h.hexdigest()
+            if got != sha256:
+                failures.append(f"{url}: sha256 {got[:16]}... is not the expected {sha256[:16]}...")
+                continue
+            os.replace(tmp, dest)
+            tmp = None
+            return url
+        except (OSError, HTTPException, ValueError) as e:
+            # URLError and timeouts are OSErrors; a connection cut mid-body is an
+            # IncompleteRead (HTTPException); a malformed URL is a ValueError.
+            failures.append(f"{url}: {e}")
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
+    raise OSError(
+        f"could not download {os.path.basename(dest)}: "
+        + "; ".join(failures)
+        + ". If this machine is offline, copy the file into "
+        + f"{directory} (or set {DATA_ENV} to a directory holding it), or pass urls= a mirror."
+    )
+
+
+def fetch_mulan(name, *, data_home=None, urls=None, download_if_missing=True, timeout=30.0):
+    """Load a Mulan multi-label benchmark set with its train/test split, downloading it once.
+
+    As scikit-learn's ``fetch_*`` functions: the files are cached in
+    ``get_data_home(data_home)/mulan/<name>/``, checked against a pinned sha256 (a cached
+    file that does not match is downloaded again), and a download is written to a temporary
+    file and renamed only when complete and verified.
+
+    Parameters
+    ----------
+    name : {"scene", "emotions", "birds"}
+        The data set (the small sets of Martins & Astudillo 2016, section 4.1).
+    data_home : str or os.PathLike, optional
+        Cache directory (default: see :func:`get_data_home`; the environment variable
+        ``SPARSEMAX_NB_DATA`` overrides it).
+    urls : sequence of str, optional
+        URL templates tried in order, with ``{name}`` and ``{file}`` fields (default: the
+        Mulan repository on GitHub, :data:`MULAN_URLS`). ``file://`` URLs work too.
+    download_if_missing : bool, optional
+        If False, raise ``OSError`` when a file is not in the cache.
+    timeout : float, optional
+        Seconds to wait on each connection.
+
+    Returns
+    -------
+    MulanSplits
+        ``(train, test, name, files)``: the two splits as :class:`MultilabelDataset`, with
+        the labels named by the set's Mulan XML file.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``name``.
+    OSError
+        When a file is missing and cannot be downloaded (offline, no mirror serves the
+        expected bytes); the message names every URL tried and why it failed.
+
+    Examples
+    --------
+    >>> from sparsemax_nb.apps.datasets import fetch_mulan
+    >>> scene = fetch_mulan("scene")  # doctest: +SKIP
+    >>> scene.train.X.shape, scene.test.Y.shape  # doctest: +SKIP
+    ((1211, 294), (1196, 6))
+    """
+    key = str(name).lower()
+    if key not in MULAN_SETS:
+        raise ValueError(f"unknown Mulan set {name!r}; known: {', '.join(sorted(MULAN_SETS))}")
+    templates = tuple(MULAN_URLS if urls is None else urls)
+    if isinstance(urls, str) or not templates:
+        raise ValueError("urls must be a non-empty sequence of URL templates")
+    directory = os.path.join(get_data_home(data_home), "mulan", key)
+    os.makedirs(directory, exist_ok=True)
+    files = {}
+    for fname, sha in MULAN_SETS[key].items():
+        path = os.path.join(directory, fname)
+        if not (os.path.exists(path) and _sha256(path) == sha):
+            if not download_if_missing:
+                raise OSError(
+                    f"{fname} of Mulan set {key!r} is not in {directory} (or does not match its "
+                    "sha256) and download_if_missing is False"
+                )
+            _download([t.format(name=key, file=fname) for t in templates], path, sha, timeout)
+        files[fname] = path
+    xml = files[f"{key}.xml"]
+    return MulanSplits(
+        load_arff(files[f"{key}-train.arff"], xml=xml),
+        load_arff(files[f"{key}-test.arff"], xml=xml),
+        key,
+        files,
     )
