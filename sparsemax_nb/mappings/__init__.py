@@ -32,6 +32,8 @@ from types import ModuleType
 # name -> module (imported on first use, so unused mappings cost nothing at import)
 REGISTRY = {
     "sparsemax": "sparsemax_nb.mappings.sparsemax",
+    "entmax15": "sparsemax_nb.mappings.entmax15",
+    "entmax_bisect": "sparsemax_nb.mappings.entmax_bisect",
 }
 
 

@@ -1,0 +1,237 @@
+"""Row functions shared by the entmax mappings (Peters, Niculae & Martins, ACL 2019).
+
+alpha-entmax is ``p_i = [(alpha - 1) z_i - tau]_+ ^ (1 / (alpha - 1))`` with ``tau`` such that
+the row sums to 1: alpha = 2 is sparsemax, alpha = 1.5 is 1.5-entmax, alpha -> 1 is softmax.
+Pure ``@njit`` code, no backend; :mod:`.entmax15` and :mod:`.entmax_bisect` build the mapping
+interface from it.
+
+Coordinates
+-----------
+Each row is shifted by its maximum ``m`` and scaled: ``x_i = (alpha - 1) (z_i - m)``, so
+``max x = 0``. ``p_max <= 1`` puts ``tau`` in ``[-1, 0)`` (in ``x`` units), so only the
+candidates ``x > -1`` can be in the support. The threshold is carried as ``s = tau + 1``
+(in ``[0, 1)``) and each entry as ``u_i = x_i - s``, so that ``p_i = (1 + u_i)^r`` with
+``r = 1 / (alpha - 1)``, evaluated as ``exp(r log1p(u_i))``: as alpha -> 1, ``r`` grows
+like ``1 / (alpha - 1)`` while ``u_i`` shrinks like ``alpha - 1``, and ``log1p`` of the
+small ``u_i`` keeps the relative accuracy that ``1 + u_i`` would round away (with
+``tau`` itself carried, ``p`` would lose ``r`` ulps). ``u > -1`` is the support test
+everywhere (threshold, output, loss), so all agree on the support.
+
+The Fenchel-Young loss with the Tsallis ``Omega(p) = (sum p^alpha - 1) / (alpha (alpha - 1))``
+is evaluated as a sum of non-negative terms: the Bregman divergence of
+``phi(x) = x^alpha / (alpha (alpha - 1))`` between ``q_i`` and ``p_i``, entry by entry, plus
+``q_j (tau / (alpha - 1) - z_j)`` over the entries off the support (as sparsemax's loss).
+With ``e = alpha - 1``, ``p_i^e = 1 + u_i`` on the support and ``q_i^e = 1 + E_i`` with
+``E_i = expm1(e log q_i)``, the divergence term is
+``(q_i (E_i - u_i) / e - (1 + u_i)(q_i - p_i)) / alpha``: ``E_i`` and ``u_i`` are both
+``O(e)``, so nothing blows up as alpha -> 1.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._rows import JIT
+
+
+@njit(**JIT)
+def gather(z, m, a1, buf):
+    """``x = a1 (z - m)`` (float64) of the candidates ``x > -1`` into ``buf``; their count."""
+    n = 0
+    for i in range(z.shape[0]):
+        x = a1 * (np.float64(z[i]) - m)
+        # Branch-free stream compaction: always write, advance only for a candidate.
+        buf[n] = x
+        n += x > -1.0
+    return n
+
+
+@njit(**JIT)
+def power(u, r):
+    """``(1 + u)^r`` for ``u > -1`` (see the module notes for the form)."""
+    if r == 2.0:
+        y = 1.0 + u
+        return y * y
+    if r == 1.0:
+        return 1.0 + u
+    return math.exp(r * math.log1p(u))
+
+
+@njit(**JIT)
+def q_power_m1(q, a1):
+    """``q^(alpha - 1) - 1`` for ``q > 0``, accurate for alpha near 1 (``expm1``)."""
+    if a1 == 0.5:
+        return math.sqrt(q) - 1.0
+    if a1 == 1.0:
+        return q - 1.0
+    return math.expm1(a1 * math.log(q))
+
+
+@njit(**JIT)
+def tau_bracket_newton(buf, n, r):
+    """``(s, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
+
+    ``f(s) = sum (1 + x_i - s)_+^r - 1`` is decreasing, with ``f(0) >= 0`` (the maximum
+    gives 1) and ``f(1 - n^(1 - alpha)) <= 0`` (each term at most ``1/n``). Each pass
+    evaluates ``f`` and ``f'`` at one point, updates the bracket ``[lo, hi]``, moves the
+    entries above the point to the front (at a lower bound the others are off the support
+    and are dropped for good) and steps by Newton, or bisects when Newton leaves the
+    bracket.
+
+    For alpha <= 2 (``r >= 1``) ``f`` is convex: Newton from ``lo`` rises monotonically and
+    never passes the root; once the entries above ``s`` are the support it is Newton on a
+    smooth convex function, quadratic to the end, and it stops when a step no longer moves
+    ``s``: exact to rounding, not to a tolerance. For alpha > 2 ``f`` is concave on a fixed
+    support (Newton from above falls monotonically) but its slope is unbounded where an
+    entry enters the support, where Newton can crawl: there a step that does not move
+    ``s`` is not trusted, the next point is ``s`` moved by a few ulps towards the root,
+    and the search ends when the bracket is that narrow. Past 60 passes (never seen, but
+    it bounds the work) every step bisects.
+    """
+    lo = 0.0
+    hi = -math.expm1(-math.log(n) / r)  # 1 - n^(-(alpha - 1)), exact for alpha near 1
+    # Resolution of s: s lies in [0, hi], and s ~ hi as alpha -> 1 (both shrink like
+    # alpha - 1), so ulps of hi measure it.
+    ulp = 4.0 * np.finfo(np.float64).eps * hi
+    s = lo
+    c_lo = n
+    for it in range(200):
+        F = 0.0
+        G = 0.0
+        c = 0
+        for i in range(n):
+            x = buf[i]
+            u = x - s
+            if u > -1.0:
+                pv = power(u, r)
+                F += pv
+                G += pv / (1.0 + u)
+                # Lomuto partition: the entries above s go to the front; the others stay
+                # behind them, needed again if s turns out to be an upper bound.
+                buf[i] = buf[c]
+                buf[c] = x
+                c += 1
+        if F == 1.0:
+            return s, c
+        below = F > 1.0
+        if below:
+            lo = s
+            c_lo = c
+            n = c
+        else:
+            hi = s
+        if hi - lo <= 2.0 * ulp:
+            return lo, c_lo
+        s_new = s + (F - 1.0) / (r * G)
+        if below and not s_new > s:
+            if r >= 1.0:
+                return s, c  # convex: Newton from below has converged
+            s_new = s + ulp
+        elif not below and not s_new < s:
+            s_new = s - ulp
+        if not (lo < s_new < hi) or it >= 60:
+            s_new = 0.5 * (lo + hi)
+        s = s_new
+    return lo, c_lo
+
+
+@njit(**JIT)
+def write(z, p, m, s, k, a1):
+    """``p_i = (1 + u_i)_+^r`` with ``u_i = a1 (z_i - m) - s``; a NaN row when ``k == 0``."""
+    if k == 0:
+        for i in range(z.shape[0]):
+            p[i] = np.nan
+        return
+    r = 1.0 / a1
+    for i in range(z.shape[0]):
+        u = a1 * (np.float64(z[i]) - m) - s
+        p[i] = power(u, r) if u > -1.0 else 0.0
+
+
+@njit(**JIT)
+def jvp(p, v, out, alpha):
+    """``J v = sv * v - (sv . v / sum sv) sv`` with ``sv = p^(2 - alpha)`` on the support.
+
+    A row of ``p`` holding NaN, or with no positive entry, gives NaN.
+    """
+    b = 2.0 - alpha
+    ssum = 0.0
+    sv = 0.0
+    nan = False
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        nan |= pj != pj
+        if pj > 0:
+            w = _weight(pj, b)
+            ssum += w
+            sv += w * np.float64(v[j])
+    if nan or not ssum > 0:
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    c = sv / ssum
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        out[j] = _weight(pj, b) * (np.float64(v[j]) - c) if pj > 0 else 0.0
+
+
+@njit(**JIT)
+def _weight(pj, b):
+    if b == 0.5:
+        return math.sqrt(pj)
+    if b == 0.0:
+        return 1.0
+    return math.exp(b * math.log(pj))
+
+
+@njit(**JIT)
+def _term(u, q, a1, alpha):
+    """The loss term of one entry (see the module notes): ``u = x - s``, ``q`` the target."""
+    if u > -1.0:
+        y = 1.0 + u
+        pv = power(u, 1.0 / a1)
+        if q == 0.0:
+            return pv * y / alpha
+        e = q_power_m1(q, a1)
+        return (q * (e - u) / a1 - y * (q - pv)) / alpha
+    if q == 0.0:
+        return 0.0  # no 0 * inf for a masked entry
+    e = q_power_m1(q, a1)
+    # phi(q) plus the off-support term q (tau / (alpha - 1) - z) = q (-1 - u) / (alpha - 1)
+    return q * (1.0 + e) / (a1 * alpha) + q * (-1.0 - u) / a1
+
+
+@njit(**JIT)
+def loss_label(z, label, m, s, k, a1, scale, grad, want_grad):
+    """The loss for class ``label``; with ``want_grad``, ``grad = scale * (p - e_label)``."""
+    alpha = 1.0 + a1
+    acc = 0.0
+    # Read-only pass first: grad may be z itself (in place).
+    for j in range(z.shape[0]):
+        u = a1 * (np.float64(z[j]) - m) - s
+        acc += _term(u, 1.0 if j == label else 0.0, a1, alpha)
+    if want_grad:
+        r = 1.0 / a1
+        for j in range(z.shape[0]):
+            u = a1 * (np.float64(z[j]) - m) - s
+            pj = power(u, r) if u > -1.0 else 0.0
+            grad[j] = (pj - 1.0 if j == label else pj) * scale
+    return acc
+
+
+@njit(**JIT)
+def loss_dist(z, q, m, s, k, a1, scale, grad, want_grad):
+    """The loss for target distribution ``q``; with ``want_grad``, ``grad = scale * (p - q)``."""
+    alpha = 1.0 + a1
+    acc = 0.0
+    for j in range(z.shape[0]):
+        u = a1 * (np.float64(z[j]) - m) - s
+        acc += _term(u, np.float64(q[j]), a1, alpha)
+    if want_grad:
+        r = 1.0 / a1
+        for j in range(z.shape[0]):
+            u = a1 * (np.float64(z[j]) - m) - s
+            pj = power(u, r) if u > -1.0 else 0.0
+            grad[j] = (pj - np.float64(q[j])) * scale
+    return acc
