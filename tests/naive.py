@@ -164,7 +164,7 @@ def _entmax_row(z, alpha):
             hi = mid
     tau = lo
     p = np.maximum(x - tau, 0) ** r
-    p = p / p.sum()  # the bracket's width (1 ulp) is below what is left to fix here
+    p = p / p.sum()  # takes out the mass error of the last bracket (1 longdouble ulp of tau)
     return p.astype(np.float64), float(tau + a1 * LD(m)), int(np.count_nonzero(x > tau))
 
 
@@ -216,7 +216,8 @@ def entmax_jvp(p, v, alpha=1.5, axis=-1):
         if np.isnan(row).any() or not (row > 0).any():
             out[idx] = np.nan
             continue
-        s = np.where(row > 0, np.abs(row) ** (2 - a), 0.0)
+        with np.errstate(divide="ignore"):  # 0^(2 - alpha) for alpha > 2, not selected
+            s = np.where(row > 0, np.abs(row) ** (2 - a), 0.0)
         J = np.diag(s) - np.outer(s, s) / s.sum()
         out[idx] = J @ np.where(row > 0, v[idx], 0.0)
     return np.moveaxis(out, -1, axis)

@@ -85,17 +85,19 @@ def tau_bracket_newton(buf, n, r):
     ``s``: exact to rounding, not to a tolerance. For alpha > 2 ``f`` is concave on a fixed
     support (Newton from above falls monotonically) but its slope is unbounded where an
     entry enters the support, where Newton can crawl: there a step that does not move
-    ``s`` is not trusted, the next point is ``s`` moved by a few ulps towards the root,
-    and the search ends when the bracket is that narrow. Past 60 passes (never seen, but
-    it bounds the work) every step bisects.
+    ``s`` is not trusted: the next point is the neighbouring float towards the root, and
+    the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
+    smaller is returned). Past 60 passes (never seen, but it bounds the work) every step
+    bisects.
     """
     lo = 0.0
     hi = -math.expm1(-math.log(n) / r)  # 1 - n^(-(alpha - 1)), exact for alpha near 1
-    # Resolution of s: s lies in [0, hi], and s ~ hi as alpha -> 1 (both shrink like
-    # alpha - 1), so ulps of hi measure it.
-    ulp = 4.0 * np.finfo(np.float64).eps * hi
     s = lo
     c_lo = n
+    c_hi = 0
+    e_lo = np.inf  # |f| at the ends, to return the better end of a collapsed bracket
+    e_hi = np.inf
+    hi_seen = False
     for it in range(200):
         F = 0.0
         G = 0.0
@@ -118,21 +120,32 @@ def tau_bracket_newton(buf, n, r):
         if below:
             lo = s
             c_lo = c
+            e_lo = F - 1.0
             n = c
         else:
             hi = s
-        if hi - lo <= 2.0 * ulp:
-            return lo, c_lo
+            c_hi = c
+            e_hi = 1.0 - F
+            hi_seen = True
         s_new = s + (F - 1.0) / (r * G)
         if below and not s_new > s:
             if r >= 1.0:
                 return s, c  # convex: Newton from below has converged
-            s_new = s + ulp
+            s_new = np.nextafter(s, np.inf)  # Newton crawls: probe the next float
         elif not below and not s_new < s:
-            s_new = s - ulp
+            s_new = np.nextafter(s, -np.inf)
         if not (lo < s_new < hi) or it >= 60:
-            s_new = 0.5 * (lo + hi)
+            if s_new >= hi and not hi_seen and it < 60:
+                # Newton overshot (alpha > 2): try the bound itself first, the root when
+                # the candidates are all equal, and else an upper bound to step down from.
+                s_new = hi
+            else:
+                s_new = 0.5 * (lo + hi)
+                if not (lo < s_new < hi):
+                    break  # lo and hi are adjacent floats
         s = s_new
+    if e_hi < e_lo:
+        return hi, c_hi
     return lo, c_lo
 
 
