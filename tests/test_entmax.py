@@ -91,6 +91,14 @@ def test_adversarial_rows(name):
         _check_rows(sm.entmax_bisect(z32, 1.3), naive.entmax_bisect(z32, 1.3), 1e-6)
 
 
+@pytest.mark.parametrize("alpha", [1.01, 1.3, 2.0, 4.0])
+def test_flat_long_rows(alpha):
+    """Many tiny outputs: for alpha > 2 the threshold is near 0 and must keep its digits."""
+    z = np.r_[0.0, _rng(8).standard_normal(4999) * 1e-3]
+    _check_rows(sm.entmax_bisect(z, alpha), naive.entmax_bisect(z, alpha), 1e-12)
+    _check_rows(sm.entmax_bisect(np.zeros(3000), alpha), np.full(3000, 1 / 3000), 1e-15)
+
+
 def test_long_rows_every_method_agrees():
     z = _rng(7).standard_normal((3, 20000))
     z[1] = np.linspace(0, 3, 20000)  # many entries in the support

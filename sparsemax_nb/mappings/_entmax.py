@@ -8,20 +8,25 @@ interface from it.
 Coordinates
 -----------
 Each row is shifted by its maximum ``m`` and scaled: ``x_i = (alpha - 1) (z_i - m)``, so
-``max x = 0``. ``p_max <= 1`` puts ``tau`` in ``[-1, 0)`` (in ``x`` units), so only the
-candidates ``x > -1`` can be in the support. The threshold is carried as ``s = tau + 1``
-(in ``[0, 1)``) and each entry as ``u_i = x_i - s``, so that ``p_i = (1 + u_i)^r`` with
-``r = 1 / (alpha - 1)``, evaluated as ``exp(r log1p(u_i))``: as alpha -> 1, ``r`` grows
-like ``1 / (alpha - 1)`` while ``u_i`` shrinks like ``alpha - 1``, and ``log1p`` of the
-small ``u_i`` keeps the relative accuracy that ``1 + u_i`` would round away (with
-``tau`` itself carried, ``p`` would lose ``r`` ulps). ``u > -1`` is the support test
-everywhere (threshold, output, loss), so all agree on the support.
+``max x = 0``. ``p_max <= 1`` puts the shifted threshold ``t`` in ``[-1, 0)``, so only the
+candidates ``x > -1`` can be in the support, and ``p_i = y_i^r`` with ``y_i = (x_i - t)_+``
+and ``r = 1 / (alpha - 1)``. The threshold is carried as ``v = t - L`` and each entry as
+``w_i = x_i - v`` (so ``y_i = w_i - L``; ``w > L`` is the support test everywhere), with
+the offset ``L`` chosen so that ``y`` keeps its digits where they matter:
+
+* ``L = -1`` for alpha <= 2 (``v = t + 1``, ``p_i = exp(r log1p(w_i))``): as alpha -> 1,
+  ``r`` grows like ``1 / (alpha - 1)`` while ``w_i`` shrinks like ``alpha - 1``, and
+  ``log1p`` of the small ``w_i`` keeps the relative accuracy that ``y_i = 1 + w_i`` would
+  round away (carrying ``t`` itself, ``p`` would lose ``r`` ulps). The absolute error of
+  ``y`` is then ``eps``, which costs ``p`` at most ``r eps y^(r-1) <= r eps``.
+* ``L = 0`` for alpha > 2 (``v = t``): there ``r < 1`` and ``y^(r-1)`` is unbounded, so
+  ``y`` must be accurate relative to itself, and ``t`` can be as small as ``-K^(1-alpha)``.
 
 The Fenchel-Young loss with the Tsallis ``Omega(p) = (sum p^alpha - 1) / (alpha (alpha - 1))``
 is evaluated as a sum of non-negative terms: the Bregman divergence of
 ``phi(x) = x^alpha / (alpha (alpha - 1))`` between ``q_i`` and ``p_i``, entry by entry, plus
 ``q_j (tau / (alpha - 1) - z_j)`` over the entries off the support (as sparsemax's loss).
-With ``e = alpha - 1``, ``p_i^e = 1 + u_i`` on the support and ``q_i^e = 1 + E_i`` with
+With ``e = alpha - 1``, ``p_i^e = y_i = 1 + u_i`` on the support and ``q_i^e = 1 + E_i`` with
 ``E_i = expm1(e log q_i)``, the divergence term is
 ``(q_i (E_i - u_i) / e - (1 + u_i)(q_i - p_i)) / alpha``: ``E_i`` and ``u_i`` are both
 ``O(e)``, so nothing blows up as alpha -> 1.
@@ -33,6 +38,8 @@ import numpy as np
 from numba import njit
 
 from ._rows import JIT
+
+EPS = np.finfo(np.float64).eps
 
 
 @njit(**JIT)
@@ -48,14 +55,22 @@ def gather(z, m, a1, buf):
 
 
 @njit(**JIT)
-def power(u, r):
-    """``(1 + u)^r`` for ``u > -1`` (see the module notes for the form)."""
+def offset(a1):
+    """The offset ``L`` of the coordinates for ``a1 = alpha - 1`` (module notes)."""
+    return 0.0 if a1 > 1.0 else -1.0
+
+
+@njit(**JIT)
+def power(w, r, L):
+    """``p = y^r`` with ``y = w - L > 0`` (module notes for the forms)."""
+    if L == 0.0:
+        return math.exp(r * math.log(w))
     if r == 2.0:
-        y = 1.0 + u
+        y = 1.0 + w
         return y * y
     if r == 1.0:
-        return 1.0 + u
-    return math.exp(r * math.log1p(u))
+        return 1.0 + w
+    return math.exp(r * math.log1p(w))
 
 
 @njit(**JIT)
@@ -69,97 +84,107 @@ def q_power_m1(q, a1):
 
 
 @njit(**JIT)
-def tau_bracket_newton(buf, n, r):
-    """``(s, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
+def tau_bracket_newton(buf, n, r, L):
+    """``(v, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
 
-    ``f(s) = sum (1 + x_i - s)_+^r - 1`` is decreasing, with ``f(0) >= 0`` (the maximum
-    gives 1) and ``f(1 - n^(1 - alpha)) <= 0`` (each term at most ``1/n``). Each pass
-    evaluates ``f`` and ``f'`` at one point, updates the bracket ``[lo, hi]``, moves the
-    entries above the point to the front (at a lower bound the others are off the support
-    and are dropped for good) and steps by Newton, or bisects when Newton leaves the
-    bracket.
+    ``f(v) = sum (w_i - L)_+^r - 1`` with ``w_i = x_i - v`` is decreasing, with
+    ``f(-1 - L) >= 0`` (the maximum gives 1) and ``f(-n^(1 - alpha) - L) <= 0`` (each term
+    at most ``1/n``). Each pass evaluates ``f`` and ``f'`` at one point, updates the bracket
+    ``[lo, hi]``, moves the entries above the point to the front (at a lower bound the
+    others are off the support and are dropped for good) and steps by Newton, or bisects
+    when Newton leaves the bracket.
 
     For alpha <= 2 (``r >= 1``) ``f`` is convex: Newton from ``lo`` rises monotonically and
-    never passes the root; once the entries above ``s`` are the support it is Newton on a
-    smooth convex function, quadratic to the end, and it stops when a step no longer moves
-    ``s``: exact to rounding, not to a tolerance. For alpha > 2 ``f`` is concave on a fixed
-    support (Newton from above falls monotonically) but its slope is unbounded where an
-    entry enters the support, where Newton can crawl: there a step that does not move
-    ``s`` is not trusted: the next point is the neighbouring float towards the root, and
-    the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
+    never passes the root; once the entries above ``v`` are the support it is Newton on a
+    smooth convex function, quadratic to the end. It stops when a step no longer moves
+    ``v``, or when the residual is within the rounding of its own sum and the steps no
+    longer shrink: exact to rounding, not to a tolerance. For alpha > 2 ``f`` is concave on
+    a fixed support (Newton from above falls monotonically) but its slope is unbounded
+    where an entry enters the support, where Newton can crawl: there a step that does not
+    move ``v`` is not trusted: the next point is the neighbouring float towards the root,
+    and the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
     smaller is returned). Past 60 passes (never seen, but it bounds the work) every step
     bisects.
     """
-    lo = 0.0
-    hi = -math.expm1(-math.log(n) / r)  # 1 - n^(-(alpha - 1)), exact for alpha near 1
-    s = lo
+    a1 = 1.0 / r
+    lo = -1.0 - L
+    hi = -math.expm1(-a1 * math.log(n)) if L == -1.0 else -math.exp(-a1 * math.log(n))
+    v = lo
     c_lo = n
     c_hi = 0
     e_lo = np.inf  # |f| at the ends, to return the better end of a collapsed bracket
     e_hi = np.inf
-    hi_seen = False
+    hi_tried = False
+    prev_step = np.inf
     for it in range(200):
         F = 0.0
         G = 0.0
         c = 0
         for i in range(n):
             x = buf[i]
-            u = x - s
-            if u > -1.0:
-                pv = power(u, r)
+            w = x - v
+            if w > L:
+                pv = power(w, r, L)
                 F += pv
-                G += pv / (1.0 + u)
-                # Lomuto partition: the entries above s go to the front; the others stay
-                # behind them, needed again if s turns out to be an upper bound.
+                G += pv / (w - L)
+                # Lomuto partition: the entries above v go to the front; the others stay
+                # behind them, needed again if v turns out to be an upper bound.
                 buf[i] = buf[c]
                 buf[c] = x
                 c += 1
         if F == 1.0:
-            return s, c
+            return v, c
         below = F > 1.0
         if below:
-            lo = s
+            lo = v
             c_lo = c
             e_lo = F - 1.0
             n = c
         else:
-            hi = s
+            hi = v
             c_hi = c
             e_hi = 1.0 - F
-            hi_seen = True
-        s_new = s + (F - 1.0) / (r * G)
-        if below and not s_new > s:
+        step = (F - 1.0) / (r * G)
+        v_new = v + step
+        if abs(F - 1.0) <= 4.0 * EPS * c and abs(step) >= prev_step:
+            # The residual is within the rounding of its own sum and Newton's steps have
+            # stopped shrinking: converged (more steps would walk on rounding noise).
+            return v, c
+        prev_step = abs(step)
+        if below and not v_new > v:
             if r >= 1.0:
-                return s, c  # convex: Newton from below has converged
-            s_new = np.nextafter(s, np.inf)  # Newton crawls: probe the next float
-        elif not below and not s_new < s:
-            s_new = np.nextafter(s, -np.inf)
-        if not (lo < s_new < hi) or it >= 60:
-            if s_new >= hi and not hi_seen and it < 60:
+                return v, c  # convex: Newton from below has converged
+            v_new = np.nextafter(v, np.inf)  # Newton crawls: probe the next float
+        elif not below and not v_new < v:
+            v_new = np.nextafter(v, -np.inf)
+        if not (lo < v_new < hi) or it >= 60:
+            if v_new >= hi and not hi_tried and it < 60:
                 # Newton overshot (alpha > 2): try the bound itself first, the root when
                 # the candidates are all equal, and else an upper bound to step down from.
-                s_new = hi
+                v_new = hi
+                hi_tried = True
             else:
-                s_new = 0.5 * (lo + hi)
-                if not (lo < s_new < hi):
+                v_new = 0.5 * (lo + hi)
+                if not (lo < v_new < hi):
                     break  # lo and hi are adjacent floats
-        s = s_new
+        v = v_new
     if e_hi < e_lo:
         return hi, c_hi
     return lo, c_lo
 
 
 @njit(**JIT)
-def write(z, p, m, s, k, a1):
-    """``p_i = (1 + u_i)_+^r`` with ``u_i = a1 (z_i - m) - s``; a NaN row when ``k == 0``."""
+def write(z, p, m, v, k, a1):
+    """``p_i = (w_i - L)_+^r`` with ``w_i = a1 (z_i - m) - v``; a NaN row when ``k == 0``."""
     if k == 0:
         for i in range(z.shape[0]):
             p[i] = np.nan
         return
     r = 1.0 / a1
+    L = offset(a1)
     for i in range(z.shape[0]):
-        u = a1 * (np.float64(z[i]) - m) - s
-        p[i] = power(u, r) if u > -1.0 else 0.0
+        w = a1 * (np.float64(z[i]) - m) - v
+        p[i] = power(w, r, L) if w > L else 0.0
 
 
 @njit(**JIT)
@@ -199,11 +224,12 @@ def _weight(pj, b):
 
 
 @njit(**JIT)
-def _term(u, q, a1, alpha):
-    """The loss term of one entry (see the module notes): ``u = x - s``, ``q`` the target."""
-    if u > -1.0:
-        y = 1.0 + u
-        pv = power(u, 1.0 / a1)
+def _term(w, L, q, a1, alpha):
+    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target."""
+    if w > L:
+        y = w - L
+        u = w if L == -1.0 else y - 1.0  # y - 1, exact in the alpha <= 2 form
+        pv = power(w, 1.0 / a1, L)
         if q == 0.0:
             return pv * y / alpha
         e = q_power_m1(q, a1)
@@ -211,40 +237,42 @@ def _term(u, q, a1, alpha):
     if q == 0.0:
         return 0.0  # no 0 * inf for a masked entry
     e = q_power_m1(q, a1)
-    # phi(q) plus the off-support term q (tau / (alpha - 1) - z) = q (-1 - u) / (alpha - 1)
-    return q * (1.0 + e) / (a1 * alpha) + q * (-1.0 - u) / a1
+    # phi(q) plus the off-support term q (tau / (alpha - 1) - z) = q (L - w) / (alpha - 1)
+    return q * (1.0 + e) / (a1 * alpha) + q * (L - w) / a1
 
 
 @njit(**JIT)
-def loss_label(z, label, m, s, k, a1, scale, grad, want_grad):
+def loss_label(z, label, m, v, k, a1, scale, grad, want_grad):
     """The loss for class ``label``; with ``want_grad``, ``grad = scale * (p - e_label)``."""
     alpha = 1.0 + a1
+    L = offset(a1)
     acc = 0.0
     # Read-only pass first: grad may be z itself (in place).
     for j in range(z.shape[0]):
-        u = a1 * (np.float64(z[j]) - m) - s
-        acc += _term(u, 1.0 if j == label else 0.0, a1, alpha)
+        w = a1 * (np.float64(z[j]) - m) - v
+        acc += _term(w, L, 1.0 if j == label else 0.0, a1, alpha)
     if want_grad:
         r = 1.0 / a1
         for j in range(z.shape[0]):
-            u = a1 * (np.float64(z[j]) - m) - s
-            pj = power(u, r) if u > -1.0 else 0.0
+            w = a1 * (np.float64(z[j]) - m) - v
+            pj = power(w, r, L) if w > L else 0.0
             grad[j] = (pj - 1.0 if j == label else pj) * scale
     return acc
 
 
 @njit(**JIT)
-def loss_dist(z, q, m, s, k, a1, scale, grad, want_grad):
+def loss_dist(z, q, m, v, k, a1, scale, grad, want_grad):
     """The loss for target distribution ``q``; with ``want_grad``, ``grad = scale * (p - q)``."""
     alpha = 1.0 + a1
+    L = offset(a1)
     acc = 0.0
     for j in range(z.shape[0]):
-        u = a1 * (np.float64(z[j]) - m) - s
-        acc += _term(u, np.float64(q[j]), a1, alpha)
+        w = a1 * (np.float64(z[j]) - m) - v
+        acc += _term(w, L, np.float64(q[j]), a1, alpha)
     if want_grad:
         r = 1.0 / a1
         for j in range(z.shape[0]):
-            u = a1 * (np.float64(z[j]) - m) - s
-            pj = power(u, r) if u > -1.0 else 0.0
+            w = a1 * (np.float64(z[j]) - m) - v
+            pj = power(w, r, L) if w > L else 0.0
             grad[j] = (pj - np.float64(q[j])) * scale
     return acc

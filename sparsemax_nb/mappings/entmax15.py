@@ -121,8 +121,8 @@ def _row_threshold(z, buf, method):
 
 
 # --------------------------------------------------------------------------- the interface
-# ``(m, s, k)``: the row max, the threshold carried as s = tau + 1 in the coordinates of
-# _entmax (x = (z - m) / 2) and the support size (k == 0: a NaN row). theta is unused.
+# ``(m, s, k)``: the row max, the threshold carried as s = t + 1 (the offset L = -1 of
+# _entmax, x = (z - m) / 2) and the support size (k == 0: a NaN row). theta is unused.
 
 
 @njit(**JIT)

@@ -38,23 +38,27 @@ def check_theta(alpha):
     return a
 
 
+# ``(m, v, k)``: the row max, the threshold v in the coordinates of _entmax (its offset
+# L depends on alpha) and the support size (k == 0: a NaN row).
+
+
 @njit(**JIT)
 def threshold(z, buf, method, theta):
-    """``(m, s, k)`` for row ``z`` at ``alpha = theta``: the row max, ``s = tau + 1`` in the
-    coordinates of :mod:`._entmax` and the support size (``k == 0``: a NaN row)."""
+    """``(m, v, k)`` for row ``z`` at ``alpha = theta`` (``method`` is unused)."""
     m = row_max(z)
     if m != m:
         return m, np.nan, 0
     a1 = theta - 1.0
     n = E.gather(z, m, a1, buf)
-    s, k = E.tau_bracket_newton(buf, n, 1.0 / a1)
-    return m, s, k
+    v, k = E.tau_bracket_newton(buf, n, 1.0 / a1, E.offset(a1))
+    return m, v, k
 
 
 @njit(**JIT)
-def tau_of(m, s, theta):
+def tau_of(m, v, theta):
     """``tau`` with ``p = [(alpha - 1) z - tau]_+^(1 / (alpha - 1))``."""
-    return (theta - 1.0) * m + (s - 1.0)
+    a1 = theta - 1.0
+    return a1 * m + (v + E.offset(a1))
 
 
 @njit(**JIT)
