@@ -407,3 +407,90 @@ def test_peer_entmax_package():
     np.testing.assert_allclose(sm.entmax15_jvp(sm.entmax15(z), v), g.numpy(), atol=1e-10)
     refb = entmax.entmax_bisect(zt, alpha=1.3, dim=-1, n_iter=100)
     np.testing.assert_allclose(sm.entmax_bisect(z, 1.3), refb.detach().numpy(), atol=1e-8)
+
+
+# --------------------------------------------------------------------------- Numba front-ends
+def _bad_rows(dtype=np.float64):
+    z = _rng(40).standard_normal((9, 11)).astype(dtype)
+    z[1, 2] = np.nan
+    z[2] = -np.inf
+    z[3, 1] = np.inf
+    z[4, ::2] = -np.inf
+    z[5, 0] = 1e38 if dtype == np.float32 else 1e308
+    return z
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_entmax15_gufuncs_bitwise(dtype):
+    from sparsemax_nb.numba import gufuncs as g
+
+    z = _bad_rows(dtype)
+    assert g.entmax15.signature == "(n)->(n)"
+    np.testing.assert_array_equal(g.entmax15(z), sm.entmax15(z, method="select"))
+    tau, k = g.entmax15_threshold(z)
+    t2, k2 = sm.entmax15_threshold(z, method="select")
+    np.testing.assert_array_equal(tau, t2)
+    np.testing.assert_array_equal(k, k2)
+    p = sm.entmax15(z)
+    v = _rng(41).standard_normal(z.shape).astype(dtype)
+    np.testing.assert_array_equal(g.entmax15_jvp(p, v), sm.entmax15_jvp(p, v))
+    zz = z[4:].copy()
+    q = _rng(42).random(zz.shape).astype(dtype)
+    q[:, ::2] = 0
+    q /= q.sum(-1, keepdims=True)
+    L, G = g.entmax15_loss_and_grad(zz, q)
+    L2, G2 = sm.entmax15_loss_and_grad(zz, q)
+    np.testing.assert_array_equal(L, L2)
+    np.testing.assert_array_equal(G, G2)
+    y = np.array([0, 1, 2, 3, 4])
+    L, G = g.entmax15_loss_label_and_grad(zz, y)
+    L2, G2 = sm.entmax15_loss_and_grad(zz, y)
+    np.testing.assert_array_equal(L, L2)
+    np.testing.assert_array_equal(G, G2)
+    np.testing.assert_array_equal(g.entmax15_loss_label(zz, y), L2)
+
+
+def test_entmax15_inside_njit():
+    from numba import njit
+
+    @njit
+    def run(z, p, v, y):
+        a = sm.entmax15(z)
+        t, k = sm.entmax15_threshold(z, method="sort")
+        j = sm.entmax15_jvp(p, v)
+        L, G = sm.entmax15_loss_and_grad(z, y, reduction="mean")
+        return a, t, k, j, L, G
+
+    z = _rng(43).standard_normal((6, 9))
+    z[2, ::2] = -np.inf
+    p = sm.entmax15(z)
+    v = _rng(44).standard_normal(z.shape)
+    y = np.array([0, 1, 3, 3, 4, 5])
+    a, t, k, j, L, G = run(z, p, v, y)
+    np.testing.assert_array_equal(a, sm.entmax15(z))
+    t2, k2 = sm.entmax15_threshold(z, method="sort")
+    np.testing.assert_array_equal(t, t2)
+    np.testing.assert_array_equal(k, k2)
+    np.testing.assert_array_equal(j, sm.entmax15_jvp(p, v))
+    L2, G2 = sm.entmax15_loss_and_grad(z, y, reduction="mean")
+    assert L == pytest.approx(L2, rel=1e-14)
+    np.testing.assert_array_equal(G, G2)
+
+
+# --------------------------------------------------------------------------- bench section
+def test_bench_entmax_section(tmp_path, capsys):
+    """The bench's entmax section: rows of the bench's shape (never a timing asserted)."""
+    import json
+
+    from sparsemax_nb.cli import main
+
+    path = tmp_path / "e.json"
+    assert main(["bench", "--tiny", "--only", "entmax", "--no-progress", "--repeat", "1",
+                 "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())["rows"]
+    names = {r["kernel"] for r in rows}
+    assert {"entmax15[select]", "entmax15[sort]", "entmax_bisect[1.3]", "copyto", "softmax"} <= names
+    for r in rows:
+        assert r["case"].startswith("entmax") and r["median_s"] > 0 and r["ratio_copyto"] > 0
+    assert "x copyto" in capsys.readouterr().out

@@ -74,6 +74,19 @@ def power(w, r, L):
 
 
 @njit(**JIT)
+def power_or_zero(w, r, L):
+    """``power(w, r, L)`` on the support (``w > L``), else 0.
+
+    The argument is made harmless first: the compiler may evaluate both sides of a
+    select, and ``y * y`` of a huge ``-y``, or a logarithm of a non-positive number, would
+    raise the floating-point flags that NumPy reports as warnings from a gufunc.
+    """
+    on = w > L
+    pv = power(w if on else 1.0 + L, r, L)
+    return pv if on else 0.0
+
+
+@njit(**JIT)
 def q_power_m1(q, a1):
     """``q^(alpha - 1) - 1`` for ``q > 0``, accurate for alpha near 1 (``expm1``)."""
     if a1 == 0.5:
@@ -124,7 +137,7 @@ def tau_bracket_newton(buf, n, r, L):
             x = buf[i]
             w = x - v
             if w > L:
-                pv = power(w, r, L)
+                pv = power_or_zero(w, r, L)
                 F += pv
                 G += pv / (w - L)
                 # Lomuto partition: the entries above v go to the front; the others stay
@@ -184,7 +197,7 @@ def write(z, p, m, v, k, a1):
     L = offset(a1)
     for i in range(z.shape[0]):
         w = a1 * (np.float64(z[i]) - m) - v
-        p[i] = power(w, r, L) if w > L else 0.0
+        p[i] = power_or_zero(w, r, L)
 
 
 @njit(**JIT)
@@ -211,11 +224,16 @@ def jvp(p, v, out, alpha):
     c = sv / ssum
     for j in range(p.shape[0]):
         pj = np.float64(p[j])
-        out[j] = _weight(pj, b) * (np.float64(v[j]) - c) if pj > 0 else 0.0
+        out[j] = _weight(pj, b) * (np.float64(v[j]) - c)
 
 
 @njit(**JIT)
 def _weight(pj, b):
+    """``pj^b`` for ``pj > 0``, else 0 (the argument made harmless, see power_or_zero)."""
+    on = pj > 0
+    pj = pj if on else 1.0
+    if not on:
+        return 0.0
     if b == 0.5:
         return math.sqrt(pj)
     if b == 0.0:
@@ -225,18 +243,22 @@ def _weight(pj, b):
 
 @njit(**JIT)
 def _term(w, L, q, a1, alpha):
-    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target."""
-    if w > L:
+    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target.
+
+    Arguments of ``power`` and ``log`` are made harmless where unused (see power_or_zero).
+    """
+    on = w > L
+    has_q = q != 0.0
+    e = q_power_m1(q if has_q else 1.0, a1)
+    if on:
         y = w - L
         u = w if L == -1.0 else y - 1.0  # y - 1, exact in the alpha <= 2 form
-        pv = power(w, 1.0 / a1, L)
-        if q == 0.0:
+        pv = power_or_zero(w, 1.0 / a1, L)
+        if not has_q:
             return pv * y / alpha
-        e = q_power_m1(q, a1)
         return (q * (e - u) / a1 - y * (q - pv)) / alpha
-    if q == 0.0:
+    if not has_q:
         return 0.0  # no 0 * inf for a masked entry
-    e = q_power_m1(q, a1)
     # phi(q) plus the off-support term q (tau / (alpha - 1) - z) = q (L - w) / (alpha - 1)
     return q * (1.0 + e) / (a1 * alpha) + q * (L - w) / a1
 
@@ -255,7 +277,7 @@ def loss_label(z, label, m, v, k, a1, scale, grad, want_grad):
         r = 1.0 / a1
         for j in range(z.shape[0]):
             w = a1 * (np.float64(z[j]) - m) - v
-            pj = power(w, r, L) if w > L else 0.0
+            pj = power_or_zero(w, r, L)
             grad[j] = (pj - 1.0 if j == label else pj) * scale
     return acc
 
@@ -273,6 +295,6 @@ def loss_dist(z, q, m, v, k, a1, scale, grad, want_grad):
         r = 1.0 / a1
         for j in range(z.shape[0]):
             w = a1 * (np.float64(z[j]) - m) - v
-            pj = power(w, r, L) if w > L else 0.0
+            pj = power_or_zero(w, r, L)
             grad[j] = (pj - np.float64(q[j])) * scale
     return acc
