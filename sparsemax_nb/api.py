@@ -840,9 +840,14 @@ def entmax_bisect_loss_and_grad(
                  True, None, stream)
 
 
-for _f in (entmax15, entmax15_threshold, entmax15_jvp, entmax15_loss, entmax15_loss_grad,
-           entmax15_loss_and_grad, entmax_bisect, entmax_bisect_threshold, entmax_bisect_jvp,
-           entmax_bisect_loss, entmax_bisect_loss_grad, entmax_bisect_loss_and_grad):
-    _f.__doc__ = _f.__doc__.format(params=_ENTMAX_LOSS_PARAMS, alpha=_ALPHA_DOC,  # type: ignore[union-attr]
-                                   stream=_STREAM_DOC)
-del _f
+def _fill_entmax_docs() -> None:
+    fns: tuple[Any, ...] = (
+        entmax15, entmax15_threshold, entmax15_jvp, entmax15_loss, entmax15_loss_grad,
+        entmax15_loss_and_grad, entmax_bisect, entmax_bisect_threshold, entmax_bisect_jvp,
+        entmax_bisect_loss, entmax_bisect_loss_grad, entmax_bisect_loss_and_grad)
+    for f in fns:
+        f.__doc__ = f.__doc__.format(params=_ENTMAX_LOSS_PARAMS, alpha=_ALPHA_DOC,
+                                     stream=_STREAM_DOC)
+
+
+_fill_entmax_docs()

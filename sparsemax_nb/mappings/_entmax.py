@@ -77,13 +77,18 @@ def power(w, r, L):
 def power_or_zero(w, r, L):
     """``power(w, r, L)`` on the support (``w > L``), else 0.
 
-    The argument is made harmless first: the compiler may evaluate both sides of a
-    select, and ``y * y`` of a huge ``-y``, or a logarithm of a non-positive number, would
-    raise the floating-point flags that NumPy reports as warnings from a gufunc.
+    For r = 1 and 2 it is branch-free on a clamped ``y`` (vectorisable, and no square of a
+    huge ``-y``, whose overflow flag NumPy would report from a gufunc); otherwise a real
+    branch, so the logarithm and exponential are paid on the support only.
     """
-    on = w > L
-    pv = power(w if on else 1.0 + L, r, L)
-    return pv if on else 0.0
+    if L == -1.0 and (r == 2.0 or r == 1.0):
+        y = max(1.0 + w, 0.0)
+        # y * min(y, 1) is y * y on the support (y <= 1 there); written as y * y, LLVM
+        # folds the product of two equal selects into a select of the unclamped square.
+        return y * min(y, 1.0) if r == 2.0 else y
+    if w > L:
+        return power(w, r, L)
+    return 0.0
 
 
 @njit(**JIT)
@@ -100,19 +105,20 @@ def q_power_m1(q, a1):
 def tau_bracket_newton(buf, n, r, L):
     """``(v, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
 
-    ``f(v) = sum (w_i - L)_+^r - 1`` with ``w_i = x_i - v`` is decreasing, with
-    ``f(-1 - L) >= 0`` (the maximum gives 1) and ``f(-n^(1 - alpha) - L) <= 0`` (each term
-    at most ``1/n``). Each pass evaluates ``f`` and ``f'`` at one point, updates the bracket
+    ``F(v) = sum (w_i - L)_+^r`` with ``w_i = x_i - v`` is decreasing, with
+    ``F(-1 - L) >= 1`` (the maximum gives 1) and ``F(-n^(1 - alpha) - L) <= 1`` (each term
+    at most ``1/n``). Each pass evaluates ``F`` and ``F'`` at one point, updates the bracket
     ``[lo, hi]``, moves the entries above the point to the front (at a lower bound the
     others are off the support and are dropped for good) and steps by Newton, or bisects
     when Newton leaves the bracket.
 
-    For alpha <= 2 (``r >= 1``) ``f`` is convex: Newton from ``lo`` rises monotonically and
+    For alpha <= 2 (``r >= 1``) Newton runs on ``h = F^(1/r) - 1``, convex (a norm of an
+    affine map) and nearly affine: Newton from ``lo`` rises monotonically and
     never passes the root; once the entries above ``v`` are the support it is Newton on a
     smooth convex function, quadratic to the end. It stops when a step no longer moves
     ``v``, or when the residual is within the rounding of its own sum and the steps no
-    longer shrink: exact to rounding, not to a tolerance. For alpha > 2 ``f`` is concave on
-    a fixed support (Newton from above falls monotonically) but its slope is unbounded
+    longer shrink: exact to rounding, not to a tolerance. For alpha > 2 Newton runs on
+    ``F - 1``, concave on a fixed support (Newton from above falls monotonically) but its slope is unbounded
     where an entry enters the support, where Newton can crawl: there a step that does not
     move ``v`` is not trusted: the next point is the neighbouring float towards the root,
     and the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
@@ -122,6 +128,30 @@ def tau_bracket_newton(buf, n, r, L):
     a1 = 1.0 / r
     lo = -1.0 - L
     hi = -math.expm1(-a1 * math.log(n)) if L == -1.0 else -math.exp(-a1 * math.log(n))
+    if r >= 1.0:
+        # A cheap lower bound first (sums only, no powers): for any set C, by Jensen,
+        # F(t) >= |C'|^(1-r) (sum_C' (x - t))^r over C' = C minus its entries below t, so
+        # t = mean_C x - |C|^(-a1) has F(t) >= 1. Michelot's iteration on that bound
+        # (C = the candidates above the last bound) raises lo and drops the candidates
+        # below it before the passes that evaluate powers.
+        for _ in range(16):
+            sx = 0.0
+            c = 0
+            for i in range(n):
+                x = buf[i]
+                keep = x - lo > L
+                buf[c] = x
+                c += keep
+                sx += x if keep else 0.0
+            n = c
+            # mean - c^(-a1), as v = t - L; for L = -1: 1 - c^(-a1) = -expm1(-a1 log c)
+            if L == -1.0:
+                v_new = sx / c - math.expm1(-a1 * math.log(c))
+            else:
+                v_new = sx / c - math.exp(-a1 * math.log(c))
+            if not v_new > lo:
+                break
+            lo = min(v_new, hi)
     v = lo
     c_lo = n
     c_hi = 0
@@ -157,7 +187,14 @@ def tau_bracket_newton(buf, n, r, L):
             hi = v
             c_hi = c
             e_hi = 1.0 - F
-        step = (F - 1.0) / (r * G)
+        if r >= 1.0:
+            # Newton on h(v) = F^(1/r) - 1 rather than on F - 1: h is a norm of the
+            # candidates above v (convex, like F) and nearly affine, so far from the root
+            # Newton gains much more per pass than on F (on one entry h is affine: one
+            # step). h'/h = F'/(r F) gives this step, with expm1 for alpha near 1.
+            step = -F * math.expm1(-a1 * math.log(F)) / G
+        else:
+            step = (F - 1.0) / (r * G)  # alpha > 2: h is not convex, F did better
         v_new = v + step
         if abs(F - 1.0) <= 4.0 * EPS * c and abs(step) >= prev_step:
             # The residual is within the rounding of its own sum and Newton's steps have
