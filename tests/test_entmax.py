@@ -494,3 +494,37 @@ def test_bench_entmax_section(tmp_path, capsys):
     for r in rows:
         assert r["case"].startswith("entmax") and r["median_s"] > 0 and r["ratio_copyto"] > 0
     assert "x copyto" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- attention
+@pytest.mark.parametrize("alpha", [1.5, 1.3, 3.0])
+def test_attention_with_alpha(alpha):
+    from sparsemax_nb.apps.attention import sparsemax_attention, sparsemax_attention_vjp
+
+    rng = _rng(50)
+    q = rng.standard_normal((2, 4, 3))
+    k = rng.standard_normal((2, 6, 3))
+    v = rng.standard_normal((2, 6, 5))
+    mask = np.ones((4, 6), bool)
+    mask[1, :4] = False
+    out, w = sparsemax_attention(q, k, v, mask, scale=0.7, alpha=alpha)
+    S = 0.7 * q @ k.transpose(0, 2, 1)
+    S[:, ~mask] = -np.inf
+    ref_w = naive.entmax_bisect(S, alpha)
+    np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out, ref_w @ v, rtol=0, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    gq, gk, gv = sparsemax_attention_vjp(q, k, v, w, g, scale=0.7, alpha=alpha)
+    # The chain rule with the public Jacobian: dS = J(w) (g v^T), dq = 0.7 dS k, ...
+    dS = sm.entmax_bisect_jvp(w, g @ v.transpose(0, 2, 1), alpha)
+    np.testing.assert_allclose(gq, 0.7 * dS @ k, atol=1e-12)
+    np.testing.assert_allclose(gk, 0.7 * dS.transpose(0, 2, 1) @ q, atol=1e-12)
+    np.testing.assert_allclose(gv, w.transpose(0, 2, 1) @ g, atol=1e-12)
+    # and finite differences of <g, output> along a direction of q
+    dq = rng.standard_normal(q.shape)
+    h = 1e-6
+    fp = (sparsemax_attention(q + h * dq, k, v, mask, scale=0.7, alpha=alpha)[0] * g).sum()
+    fm = (sparsemax_attention(q - h * dq, k, v, mask, scale=0.7, alpha=alpha)[0] * g).sum()
+    assert (fp - fm) / (2 * h) == pytest.approx((gq * dq).sum(), abs=1e-6)
+    with pytest.raises(ValueError, match="alpha must be finite and > 1"):
+        sparsemax_attention(q, k, v, alpha=1.0)

@@ -119,6 +119,7 @@ def _reference(x, alpha):
 
 def run(preset, repeat, seed, prog, threads):
     """Time the section; returns rows with the keys of the sparsemax cases' rows."""
+    from sparsemax_nb.cli.bench.cpu import _REFS as _SPARSEMAX_REFS
     from sparsemax_nb.cli.bench.cpu import _median_ratio, _time_rounds
 
     peers = _peers(threads)
@@ -138,7 +139,7 @@ def run(preset, repeat, seed, prog, threads):
             row = {"case": f"entmax {case}", "kernel": name, "reference": name in refs,
                    "dtype": dtype, "shape": list(shape), "s": 1.0, "number": 1,
                    "rounds": repeat, "median_s": float(np.median(times[name]))}
-            for ref in _REFS:
+            for ref in _SPARSEMAX_REFS + _REFS:  # the keys of every bench row
                 row[f"ratio_{ref}"] = _median_ratio(times[name], times.get(ref))
             if errors:
                 row["max_abs_errors"] = errors
