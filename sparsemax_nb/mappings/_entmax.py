@@ -280,13 +280,12 @@ def _weight(pj, b):
 
 @njit(**JIT)
 def _term(w, L, q, a1, alpha):
-    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target.
-
-    Arguments of ``power`` and ``log`` are made harmless where unused (see power_or_zero).
-    """
+    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target."""
     on = w > L
     has_q = q != 0.0
-    e = q_power_m1(q if has_q else 1.0, a1)
+    # Only where q > 0: a logarithm per entry would dominate the loss for one-hot targets.
+    # (For alpha = 1.5, the gufuncs' case, it is sqrt(q) - 1: harmless at q = 0.)
+    e = q_power_m1(q, a1) if has_q else 0.0
     if on:
         y = w - L
         u = w if L == -1.0 else y - 1.0  # y - 1, exact in the alpha <= 2 form
