@@ -431,3 +431,426 @@ def _document(*fns: Any) -> None:
 
 _document(sparsemax, sparsemax_threshold, sparsemax_jvp, sparsemax_loss, sparsemax_loss_grad,
           sparsemax_loss_and_grad, labels_to_proportions)
+
+
+# --------------------------------------------------------------------------- entmax
+# The entmax family (Peters, Niculae & Martins, ACL 2019): the same operations with the
+# mappings "entmax15" and "entmax_bisect" (alpha is the latter's per-row parameter).
+_STREAM_DOC = """    stream : numba.cuda.Stream or cupy.cuda.Stream, optional
+        GPU arrays only (the CUDA backend has no entmax kernels yet and raises
+        ``NotImplementedError``); ``TypeError`` with host arrays."""
+_ALPHA_DOC = """    alpha : float or array_like, optional
+        ``alpha > 1``, finite: one value, or one per row (an array that broadcasts to the
+        batch shape, ``z``'s shape without ``axis``). alpha = 2 is sparsemax, alpha = 1.5
+        is :func:`entmax15`, alpha -> 1 tends to softmax."""
+_ENTMAX_LOSS_PARAMS = _LOSS_PARAMS.replace(":func:`sparsemax`", "the mapping")
+
+
+def entmax15(
+    z: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """1.5-entmax: ``p = [z / 2 - tau]_+^2``, with ``tau`` such that ``p`` sums to 1.
+
+    The alpha = 1.5 member of the entmax family (Peters, Niculae & Martins, 2019): smoother
+    than sparsemax, and still with exact zeros. ``tau`` is exact to rounding: found on the
+    support and finished by the closed-form root of the quadratic there.
+
+    Parameters
+    ----------
+    z : array_like
+        Scores; dtypes as for :func:`sparsemax` (float32 computed with float64 sums).
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+    out : numpy.ndarray, optional
+        Where to write the result: the shape of ``z`` and the result dtype; may be ``z``.
+    method : {{"auto", "sort", "select"}}, optional
+        ``"sort"``: sort the candidates, O(K log K); ``"select"``: Newton passes with the
+        closed-form finish, linear time on every row measured; ``"auto"``: ``"select"``.
+        All agree to rounding.
+{stream}
+
+    Returns
+    -------
+    p : numpy.ndarray
+        Non-negative, summing to 1 along ``axis``; the non-finite rules of
+        :func:`sparsemax` (NaN rows for NaN, ``+inf`` or all ``-inf``; ``-inf`` gives 0).
+
+    Raises
+    ------
+    TypeError, numpy.exceptions.AxisError, ValueError
+        As :func:`sparsemax`.
+
+    Examples
+    --------
+    >>> import sparsemax_nb as sm
+    >>> sm.entmax15([-2.0, 0.0, 0.5]).round(4)
+    array([0.   , 0.326, 0.674])
+    """
+    return _forward("entmax15", z, axis, out, method, None, stream)
+
+
+def entmax15_threshold(
+    z: "np.typing.ArrayLike", axis: int = -1, *, method: str = "auto", stream: object = None
+) -> "tuple[np.typing.NDArray[np.floating], np.typing.NDArray[np.int64]]":
+    """The threshold ``tau`` and the support size of 1.5-entmax, per row.
+
+    Parameters
+    ----------
+    z : array_like
+        Scores, as for :func:`entmax15`.
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+    method : {{"auto", "sort", "select"}}, optional
+        As for :func:`entmax15`.
+{stream}
+
+    Returns
+    -------
+    tau : numpy.ndarray
+        The batch shape, result dtype: ``entmax15(z) = [z / 2 - tau]_+^2``.
+    support_size : numpy.ndarray of int64
+        The number of non-zero entries per row; a NaN row has ``tau = NaN`` and size 0.
+    """
+    return _threshold("entmax15", z, axis, method, None, stream)
+
+
+def entmax15_jvp(
+    p: "np.typing.ArrayLike",
+    v: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """Jacobian-vector product of 1.5-entmax at output ``p``: ``J(p) v``.
+
+    With ``s = sqrt(p)`` (zero off the support), ``J v = s * v - (s . v / sum s) s``. ``J``
+    is symmetric, so this is also the backward pass.
+
+    Parameters
+    ----------
+    p : array_like
+        A 1.5-entmax output.
+    v : array_like
+        The vector, same shape as ``p``.
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+    out : numpy.ndarray, optional
+        Where to write the result; may be ``v`` or ``p``.
+{stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`sparsemax_jvp`: NaN rows where ``p`` has a NaN or no positive entry.
+    """
+    return _jvp("entmax15", p, v, axis, out, None, stream)
+
+
+def entmax15_loss(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating] | np.floating":
+    """The 1.5-entmax Fenchel-Young loss (Blondel, Martins & Niculae, 2020).
+
+    ``L(z; q) = Omega*(z) - z . q + Omega(q)`` with the Tsallis
+    ``Omega(p) = (sum p^1.5 - 1) / 0.75``; ``L >= 0``, ``L = 0`` iff ``entmax15(z) = q``.
+    Evaluated as a sum of non-negative terms (no cancellation between entries).
+
+    Parameters
+    ----------
+{params}
+    method : {{"auto", "sort", "select"}}, optional
+        As for :func:`entmax15`.
+{stream}
+
+    Returns
+    -------
+    loss : numpy.ndarray or scalar
+        As :func:`sparsemax_loss` (``-inf`` scores give no NaN; infinite loss only where
+        the target puts mass on one).
+    """
+    return _loss("entmax15", z, target, axis, reduction, ignore_index, method, None, False,
+                 None, stream)[0]
+
+
+def entmax15_loss_grad(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """Gradient of :func:`entmax15_loss` with respect to ``z``: ``entmax15(z) - q``.
+
+    Parameters
+    ----------
+{params}
+    out : numpy.ndarray, optional
+        Where to write the gradient; may be ``z``.
+    method : {{"auto", "sort", "select"}}, optional
+        As for :func:`entmax15`.
+{stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`sparsemax_loss_grad`.
+    """
+    return _loss("entmax15", z, target, axis, reduction, ignore_index, method, None, True,
+                 out, stream)[1]
+
+
+def entmax15_loss_and_grad(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    method: str = "auto",
+    stream: object = None,
+) -> "tuple[np.typing.NDArray[np.floating] | np.floating, np.typing.NDArray[np.floating]]":
+    """:func:`entmax15_loss` and its gradient from one pass over ``z``.
+
+    Parameters
+    ----------
+{params}
+    method : {{"auto", "sort", "select"}}, optional
+        As for :func:`entmax15`.
+{stream}
+
+    Returns
+    -------
+    loss, grad
+        As :func:`entmax15_loss` and :func:`entmax15_loss_grad`.
+    """
+    return _loss("entmax15", z, target, axis, reduction, ignore_index, method, None, True,
+                 None, stream)
+
+
+def entmax_bisect(
+    z: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """alpha-entmax: ``p = [(alpha - 1) z - tau]_+^(1 / (alpha - 1))``, summing to 1.
+
+    ``tau`` is bracketed, the support identified and ``tau`` finished by Newton's method
+    on the support, run to convergence: exact to rounding, not to a bisection tolerance
+    (the name follows the ``entmax`` package's). alpha = 2 gives :func:`sparsemax` and
+    alpha = 1.5 :func:`entmax15`, both to rounding; as alpha -> 1 the result tends to
+    softmax, without overflow.
+
+    Parameters
+    ----------
+    z : array_like
+        Scores; dtypes as for :func:`sparsemax`.
+{alpha}
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+    out : numpy.ndarray, optional
+        Where to write the result; may be ``z``.
+{stream}
+
+    Returns
+    -------
+    p : numpy.ndarray
+        As :func:`entmax15`. For alpha near 1, entries far below the maximum may
+        underflow to 0 while still counted in the support.
+
+    Raises
+    ------
+    ValueError
+        For an alpha that is not finite or not > 1, or that does not broadcast to the
+        batch shape; otherwise as :func:`sparsemax`.
+
+    Examples
+    --------
+    >>> import sparsemax_nb as sm
+    >>> sm.entmax_bisect([-2.0, 0.0, 0.5], alpha=2.0)
+    array([0.  , 0.25, 0.75])
+    """
+    return _forward("entmax_bisect", z, axis, out, "auto", alpha, stream)
+
+
+def entmax_bisect_threshold(
+    z: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    stream: object = None,
+) -> "tuple[np.typing.NDArray[np.floating], np.typing.NDArray[np.int64]]":
+    """The threshold ``tau`` and the support size of alpha-entmax, per row.
+
+    Parameters
+    ----------
+    z : array_like
+        Scores, as for :func:`entmax_bisect`.
+{alpha}
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+{stream}
+
+    Returns
+    -------
+    tau : numpy.ndarray
+        ``entmax_bisect(z, alpha) = [(alpha - 1) z - tau]_+^(1 / (alpha - 1))``.
+    support_size : numpy.ndarray of int64
+        The entries with ``(alpha - 1) z > tau``; a NaN row has ``tau = NaN`` and size 0.
+    """
+    return _threshold("entmax_bisect", z, axis, "auto", alpha, stream)
+
+
+def entmax_bisect_jvp(
+    p: "np.typing.ArrayLike",
+    v: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """Jacobian-vector product of alpha-entmax at output ``p``: ``J(p) v``.
+
+    With ``s = p^(2 - alpha)`` (zero off the support), ``J v = s * v - (s . v / sum s) s``;
+    symmetric, so also the backward pass.
+
+    Parameters
+    ----------
+    p : array_like
+        An alpha-entmax output (for the same alpha).
+    v : array_like
+        The vector, same shape as ``p``.
+{alpha}
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+    out : numpy.ndarray, optional
+        Where to write the result; may be ``v`` or ``p``.
+{stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`sparsemax_jvp`.
+    """
+    return _jvp("entmax_bisect", p, v, axis, out, alpha, stream)
+
+
+def entmax_bisect_loss(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating] | np.floating":
+    """The alpha-entmax Fenchel-Young loss with the Tsallis entropy.
+
+    ``L(z; q) = Omega*(z) - z . q + Omega(q)``, ``Omega(p) = (sum p^alpha - 1) /
+    (alpha (alpha - 1))``; ``L >= 0``, ``L = 0`` iff ``entmax_bisect(z, alpha) = q``.
+    alpha = 2 is :func:`sparsemax_loss`.
+
+    Parameters
+    ----------
+{params}
+{alpha}
+{stream}
+
+    Returns
+    -------
+    loss : numpy.ndarray or scalar
+        As :func:`entmax15_loss`.
+    """
+    return _loss("entmax_bisect", z, target, axis, reduction, ignore_index, "auto", alpha,
+                 False, None, stream)[0]
+
+
+def entmax_bisect_loss_grad(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    out: "np.typing.NDArray[np.floating] | None" = None,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """Gradient of :func:`entmax_bisect_loss` with respect to ``z``: ``p - q``.
+
+    Parameters
+    ----------
+{params}
+{alpha}
+    out : numpy.ndarray, optional
+        Where to write the gradient; may be ``z``.
+{stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        As :func:`sparsemax_loss_grad`.
+    """
+    return _loss("entmax_bisect", z, target, axis, reduction, ignore_index, "auto", alpha,
+                 True, out, stream)[1]
+
+
+def entmax_bisect_loss_and_grad(
+    z: "np.typing.ArrayLike",
+    target: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    reduction: str = "none",
+    ignore_index: "int | None" = None,
+    stream: object = None,
+) -> "tuple[np.typing.NDArray[np.floating] | np.floating, np.typing.NDArray[np.floating]]":
+    """:func:`entmax_bisect_loss` and its gradient from one pass over ``z``.
+
+    Parameters
+    ----------
+{params}
+{alpha}
+{stream}
+
+    Returns
+    -------
+    loss, grad
+        As :func:`entmax_bisect_loss` and :func:`entmax_bisect_loss_grad`.
+    """
+    return _loss("entmax_bisect", z, target, axis, reduction, ignore_index, "auto", alpha,
+                 True, None, stream)
+
+
+def _fill_entmax_docs() -> None:
+    fns: tuple[Any, ...] = (
+        entmax15, entmax15_threshold, entmax15_jvp, entmax15_loss, entmax15_loss_grad,
+        entmax15_loss_and_grad, entmax_bisect, entmax_bisect_threshold, entmax_bisect_jvp,
+        entmax_bisect_loss, entmax_bisect_loss_grad, entmax_bisect_loss_and_grad)
+    for f in fns:
+        f.__doc__ = f.__doc__.format(params=_ENTMAX_LOSS_PARAMS, alpha=_ALPHA_DOC,
+                                     stream=_STREAM_DOC)
+
+
+_fill_entmax_docs()

@@ -21,14 +21,17 @@ from numba import njit, prange
 from .. import _checks as C
 from .._jit import JIT as _JIT
 from ..backends import _threads
-from ..mappings import sparsemax as _sparsemax
+from .. import mappings
+from ..mappings import entmax_bisect as _entmax_bisect
 
 __all__ = ["sparsemax_attention", "sparsemax_attention_vjp"]
 
 
 # --------------------------------------------------------------------------- kernels
-def _make(loop):
-    def forward(S, V, P, O, nchunk):
+def _make(mp, loop):
+    # mp, the mapping module, is a closure variable (as in the CPU backend's drivers: it
+    # pickles by reference, so Numba's disk cache keys each mapping apart).
+    def forward(S, V, P, O, theta, nchunk):
         # S: (B, Lq, Lk) scores, V: (B, Lk, dv); P: weights out, O: output out.
         B, Lq, Lk = S.shape
         dv = V.shape[2]
@@ -40,8 +43,8 @@ def _make(loop):
                 b = r // Lq
                 i = r - b * Lq
                 z = S[b, i]
-                m, tau, k = _sparsemax.threshold(z, buf, C.SELECT, 0.0)
-                _sparsemax.write(z, P[b, i], m, tau, k, 0.0)
+                m, tau, k = mp.threshold(z, buf, C.SELECT, theta)
+                mp.write(z, P[b, i], m, tau, k, theta)
                 if k == 0:  # all keys masked, or a NaN/+inf score: a NaN row (docs/contract.md, section 4)
                     for t in range(dv):
                         O[b, i, t] = np.nan
@@ -56,14 +59,18 @@ def _make(loop):
                 for t in range(dv):
                     O[b, i, t] = acc[t]
 
-    def backward(Q, K, V, P, G, scale, gQ, gK, gV, nchunk):
+    def backward(Q, K, V, P, G, scale, alpha, gQ, gK, gV, nchunk):
         # Each chunk owns whole batch entries, so the sums into gK and gV never race.
+        # The Jacobian of alpha-entmax: J u = s * (u - (s . u) / sum s), s = w^(2 - alpha)
+        # on the support (s = 1 for sparsemax, alpha = 2: the same bits as a plain mean).
+        b2 = 2.0 - alpha
         B, Lq, d = Q.shape
         Lk = K.shape[1]
         dv = V.shape[2]
         for c in loop(nchunk):
             idx = np.empty(Lk, np.int64)
             du = np.empty(Lk, np.float64)
+            sw = np.empty(Lk, np.float64)
             for b in range(c * B // nchunk, (c + 1) * B // nchunk):
                 for j in range(Lk):
                     for t in range(d):
@@ -88,6 +95,7 @@ def _make(loop):
                         continue
                     # dL/dw_j = g_i . v_j on the support; dL/dv_j += w_j g_i.
                     mean = 0.0
+                    ssum = 0.0
                     for a in range(ns):
                         j = idx[a]
                         w = np.float64(P[b, i, j])
@@ -97,14 +105,16 @@ def _make(loop):
                             s += g * V[b, j, t]
                             gV[b, j, t] += w * g
                         du[a] = s
-                        mean += s
-                    mean /= ns
-                    # dL/dscores = J (dL/dw) = s * (u - mean_S u), times the score scale.
+                        sw[a] = 1.0 if b2 == 0.0 else (np.sqrt(w) if b2 == 0.5 else w ** b2)
+                        mean += sw[a] * s
+                        ssum += sw[a]
+                    mean /= ssum
+                    # dL/dscores = J (dL/dw) = s * (u - mean_s u), times the score scale.
                     for t in range(d):
                         gQ[b, i, t] = 0.0
                     for a in range(ns):
                         j = idx[a]
-                        e = scale * (du[a] - mean)
+                        e = scale * sw[a] * (du[a] - mean)
                         for t in range(d):
                             gQ[b, i, t] += e * K[b, j, t]
                             gK[b, j, t] += e * Q[b, i, t]
@@ -112,21 +122,34 @@ def _make(loop):
     return {"forward": forward, "backward": backward}
 
 
-_SOURCES = {False: _make(range), True: _make(prange)}
-_BUILT: dict[tuple[str, bool], Any] = {}
+_SOURCES: dict[tuple[str, bool], Any] = {}
+_BUILT: dict[tuple[str, str, bool], Any] = {}
 
 
-def _get(name, parallel):
-    fn = _BUILT.get((name, parallel))
+def _get(mapping, name, parallel):
+    fn = _BUILT.get((mapping, name, parallel))
     if fn is None:
-        fn = njit(parallel=parallel, **_JIT)(_SOURCES[parallel][name])
-        _BUILT[(name, parallel)] = fn
+        src = _SOURCES.get((mapping, parallel))
+        if src is None:
+            src = _SOURCES[(mapping, parallel)] = _make(mappings.get(mapping),
+                                                        prange if parallel else range)
+        fn = njit(parallel=parallel, **_JIT)(src[name])
+        _BUILT[(mapping, name, parallel)] = fn
     return fn
 
 
-def _run(name, units, size, *args):
+def _run(mapping, name, units, size, *args):
     """Parallel build under the library's thread policy (docs/contract.md, section 6), else the serial build."""
-    return _threads.run_builds(_get, name, units, size, *args)
+    return _threads.run_builds(lambda n, par: _get(mapping, n, par), name, units, size, *args)
+
+
+def _alpha(alpha):
+    """``(mapping, alpha)``: sparsemax for alpha = 2, 1.5-entmax for 1.5, else alpha-entmax."""
+    a = _entmax_bisect.check_theta(alpha)
+    if a.ndim:
+        raise ValueError(f"alpha must be one number; got shape {a.shape}")
+    a = float(a)
+    return ("sparsemax" if a == 2.0 else "entmax15" if a == 1.5 else "entmax_bisect"), a
 
 
 # --------------------------------------------------------------------------- validation
@@ -170,12 +193,14 @@ def _scale(scale, d):
 
 
 # --------------------------------------------------------------------------- public API
-def sparsemax_attention(q, k, v, mask=None, *, scale=None):
+def sparsemax_attention(q, k, v, mask=None, *, scale=None, alpha=2.0):
     """Scaled dot-product attention with sparsemax weights (exact zeros).
 
     ``weights = sparsemax(q k^T * scale)`` along the key axis and ``output = weights v``,
     for batched single-head ``(..., Lq, d)`` or multi-head ``(batch, heads, Lq, d)`` inputs:
-    every axis before the last two is a batch axis, and they broadcast.
+    every axis before the last two is a batch axis, and they broadcast. With ``alpha``, the
+    weights are alpha-entmax instead (:func:`sparsemax_nb.entmax_bisect`; alpha = 2 is
+    sparsemax, 1.5 is :func:`sparsemax_nb.entmax15`).
 
     Parameters
     ----------
@@ -190,6 +215,8 @@ def sparsemax_attention(q, k, v, mask=None, *, scale=None):
         become ``-inf`` and get weight exactly 0.
     scale : float, optional
         Score scale; default ``1 / sqrt(d)``.
+    alpha : float, optional
+        The entmax parameter, finite and > 1 (default 2: sparsemax).
 
     Returns
     -------
@@ -222,6 +249,7 @@ def sparsemax_attention(q, k, v, mask=None, *, scale=None):
     >>> w
     array([[[1., 0., 0.]]])
     """
+    mapping, a = _alpha(alpha)
     (q, k, v), dt, batch = _prepare(q, k, v)
     Lq, d = q.shape[-2:]
     Lk, dv = v.shape[-2:]
@@ -247,7 +275,7 @@ def sparsemax_attention(q, k, v, mask=None, *, scale=None):
     P = np.empty_like(S)
     O = np.empty((B, Lq, dv), dt)
     if B * Lq and Lk:
-        _run("forward", B * Lq, S.size + B * Lq * dv, S, V, P, O)
+        _run(mapping, "forward", B * Lq, S.size + B * Lq * dv, S, V, P, O, a)
     elif B * Lq:
         O[...] = np.nan  # no key to attend to: no distribution
     return O.reshape(batch + (Lq, dv)), P.reshape(batch + (Lq, Lk))
@@ -264,13 +292,14 @@ def _unbroadcast(g, shape):
     return g
 
 
-def sparsemax_attention_vjp(q, k, v, weights, grad_output, *, scale=None):
+def sparsemax_attention_vjp(q, k, v, weights, grad_output, *, scale=None, alpha=2.0):
     """Backward pass of :func:`sparsemax_attention`: gradients of a loss w.r.t. q, k and v.
 
     With ``u_ij = g_i . v_j`` and ``e_i = J(w_i) u_i = s_i * (u_i - mean over the support of
     u_i)`` (the sparsemax Jacobian, ``s_i`` the support of ``w_i``): ``grad_q_i = scale *
     sum_j e_ij k_j``, ``grad_k_j = scale * sum_i e_ij q_i``, ``grad_v_j = sum_i w_ij g_i``.
-    Only the support of each row is visited.
+    Only the support of each row is visited. For alpha-entmax weights the Jacobian is
+    ``J u = s * (u - (s . u) / sum s)`` with ``s = w^(2 - alpha)`` on the support.
 
     Parameters
     ----------
@@ -283,6 +312,8 @@ def sparsemax_attention_vjp(q, k, v, weights, grad_output, *, scale=None):
         Gradient of the loss w.r.t. the output.
     scale : float, optional
         The forward call's scale (default ``1 / sqrt(d)``).
+    alpha : float, optional
+        The forward call's alpha (default 2: sparsemax).
 
     Returns
     -------
@@ -296,6 +327,7 @@ def sparsemax_attention_vjp(q, k, v, weights, grad_output, *, scale=None):
     ValueError
         For shapes that do not match the forward call.
     """
+    _, a = _alpha(alpha)
     (q0, k0, v0, w0, g0), dt, batch = _prepare(q, k, v, (weights, grad_output))
     Lq, d = q0.shape[-2:]
     Lk, dv = v0.shape[-2:]
@@ -319,7 +351,8 @@ def sparsemax_attention_vjp(q, k, v, weights, grad_output, *, scale=None):
     gK = np.zeros_like(K)
     gV = np.zeros_like(V)
     if B and Lq and Lk:
-        _run("backward", B, P.size * max(d, dv), Q, K, V, P, G, s, gQ, gK, gV)
+        # The backward pass needs no mapping (only the weights): one build for all.
+        _run("sparsemax", "backward", B, P.size * max(d, dv), Q, K, V, P, G, s, a, gQ, gK, gV)
     elif B and Lq:
         gQ[...] = np.nan
     full = batch

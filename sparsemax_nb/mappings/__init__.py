@@ -20,8 +20,11 @@ backend builds its kernels from (the CPU drivers, the gufuncs, the ``@njit`` ove
 =================================================== ==========================================
 
 ``theta`` is the mapping's parameter for the row (a float; mappings without one ignore it),
-``k == 0`` marks a row whose outputs are NaN. Adding a mapping is one module here and one
-line in :data:`REGISTRY`.
+``k == 0`` marks a row whose outputs are NaN. The "shifted tau" is each mapping's own
+representation of its threshold (the entmax mappings carry it offset, see ``_entmax``):
+only ``tau_of`` gives the public value. A mapping with a parameter also defines
+``THETA_NAME`` and ``check_theta(x)`` (the validated float64 values, or a clear error).
+Adding a mapping is one module here and one line in :data:`REGISTRY`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from types import ModuleType
 REGISTRY = {
     "sparsemax": "sparsemax_nb.mappings.sparsemax",
     "sparsemax_temperature": "sparsemax_nb.mappings.sparsemax_temperature",
+    "entmax15": "sparsemax_nb.mappings.entmax15",
+    "entmax_bisect": "sparsemax_nb.mappings.entmax_bisect",
 }
 
 

@@ -50,6 +50,7 @@ from numba.extending import overload
 
 from .. import _checks as C
 from .._jit import CACHE, JIT as _JIT
+from ..mappings import entmax15 as E15
 from ..mappings import sparsemax as S
 
 __all__ = [
@@ -60,6 +61,13 @@ __all__ = [
     "sparsemax_loss_and_grad",
     "sparsemax_loss_label",
     "sparsemax_loss_label_and_grad",
+    "entmax15",
+    "entmax15_threshold",
+    "entmax15_jvp",
+    "entmax15_loss",
+    "entmax15_loss_and_grad",
+    "entmax15_loss_label",
+    "entmax15_loss_label_and_grad",
 ]
 
 _METHOD = C.SELECT
@@ -112,14 +120,6 @@ def _has_nan(z):
 
 
 @njit(**_JIT)
-def _threshold_row(z, method):
-    if _has_nan(z):
-        return np.nan, np.nan, 0
-    buf = np.empty(z.shape[0], np.float64)
-    return S.threshold(z, buf, method, 0.0)
-
-
-@njit(**_JIT)
 def _c_out(x):
     """A C-contiguous view of output row ``x``, or a scratch copy (see _write_back)."""
     return np.ascontiguousarray(x)
@@ -129,33 +129,6 @@ def _c_out(x):
 def _write_back(x, xc):
     if not x.flags.c_contiguous:
         x[:] = xc
-
-
-@njit(**_JIT)
-def _forward(z, p, method):
-    m, tau, k = _threshold_row(z, method)
-    pc = _c_out(p)
-    S.write(z, pc, m, tau, k, 0.0)
-    _write_back(p, pc)
-
-
-@njit(**_JIT)
-def _threshold(z, tau_out, k_out, method):
-    m, tau, k = _threshold_row(z, method)
-    tau_out[0] = m + tau
-    k_out[0] = k
-
-
-@njit(**_JIT)
-def _jvp(p, v, out):
-    """The row function ``jvp``, NaN rows of ``p`` answered first (see _has_nan)."""
-    if _has_nan(p):
-        for j in range(p.shape[0]):
-            out[j] = np.nan
-        return
-    oc = _c_out(out)
-    S.jvp(p, v, oc, 0.0)
-    _write_back(out, oc)
 
 
 @njit(**_JIT)
@@ -173,7 +146,8 @@ def _unmasked(z, m):
     The CPU loss kernel evaluates ``q_j * (tau - d_j)`` branch-free and keeps it only where
     ``q_j != 0``; for a masked entry with ``q_j = 0`` that is ``0 * inf``, which raises the
     "invalid" flag NumPy reports as a warning. Any ``d_j <= -1`` gives the same ``p_j = 0``,
-    gradient and selected terms (``tau >= -1``), so the kernel's sums are unchanged. The
+    gradient and selected terms (``tau >= -1``), so the kernel's sums are unchanged (the
+    replacement has ``d_j <= -2``, off the support of 1.5-entmax as well). The
     caller restores the one difference: target mass on a masked entry makes the loss +inf.
     """
     out = np.empty_like(z)
@@ -184,63 +158,114 @@ def _unmasked(z, m):
     return out
 
 
-@njit(**_JIT)
-def _loss_dist(z, q, loss, grad, want_grad, scale, method):
-    """As the CPU driver ``_loss_dist_rows`` (same row kernel), plus the API's target check."""
-    K = z.shape[0]
-    # A gufunc cannot raise: an invalid target row gives NaN (the API raises ValueError).
-    if _has_nan(q):
-        _nan_row(loss, grad, want_grad)
-        return
-    qs = 0.0
-    bad = False
-    for j in range(K):
-        qj = np.float64(q[j])
-        bad |= qj < 0
-        qs += qj
-    if bad or not abs(qs - 1.0) <= 1e-6 * K:
-        _nan_row(loss, grad, want_grad)
-        return
-    m, tau, k = _threshold_row(z, method)
-    if k == 0:
-        _nan_row(loss, grad, want_grad)
-        return
-    masked = False
-    mass_on_masked = False
-    for j in range(K):
-        x = z[j] == -np.inf
-        masked |= x
-        mass_on_masked |= x and q[j] != 0
-    gc = _c_out(grad)
-    if masked:
-        zz = _unmasked(z, m)
-        acc = S.loss_dist(zz, q, m, tau, k, 0.0, scale, gc, want_grad)
-    else:
-        acc = S.loss_dist(z, q, m, tau, k, 0.0, scale, gc, want_grad)
-    if want_grad:
-        _write_back(grad, gc)
-    loss[0] = np.inf if mass_on_masked else acc
+def _kernels(mp):
+    """The row kernels of the gufuncs for mapping module ``mp`` (its row functions called
+    with the rules of this module). ``mp`` is their only closure variable, as in the CPU
+    backend's drivers: a module pickles by reference, so Numba's disk cache keys each
+    mapping apart and finds it again. (A jitted function in a closure pickles with a fresh
+    identity in every process, which would defeat the cache: hence the threshold step is
+    written out in each kernel rather than shared.)"""
+
+    @njit(**_JIT)
+    def forward(z, p, method):
+        if _has_nan(z):
+            m, tau, k = np.nan, np.nan, 0
+        else:
+            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, 0.0)
+        pc = _c_out(p)
+        mp.write(z, pc, m, tau, k, 0.0)
+        _write_back(p, pc)
+
+    @njit(**_JIT)
+    def threshold(z, tau_out, k_out, method):
+        if _has_nan(z):
+            m, tau, k = np.nan, np.nan, 0
+        else:
+            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, 0.0)
+        tau_out[0] = mp.tau_of(m, tau, 0.0)
+        k_out[0] = k
+
+    @njit(**_JIT)
+    def jvp(p, v, out):
+        """The row function ``jvp``, NaN rows of ``p`` answered first (see _has_nan)."""
+        if _has_nan(p):
+            for j in range(p.shape[0]):
+                out[j] = np.nan
+            return
+        oc = _c_out(out)
+        mp.jvp(p, v, oc, 0.0)
+        _write_back(out, oc)
+
+    @njit(**_JIT)
+    def loss_dist(z, q, loss, grad, want_grad, scale, method):
+        """As the CPU driver ``_loss_dist_rows`` (same row kernel), plus the API's target
+        check."""
+        K = z.shape[0]
+        # A gufunc cannot raise: an invalid target row gives NaN (the API raises ValueError).
+        if _has_nan(q):
+            _nan_row(loss, grad, want_grad)
+            return
+        qs = 0.0
+        bad = False
+        for j in range(K):
+            qj = np.float64(q[j])
+            bad |= qj < 0
+            qs += qj
+        if bad or not abs(qs - 1.0) <= 1e-6 * K:
+            _nan_row(loss, grad, want_grad)
+            return
+        if _has_nan(z):
+            _nan_row(loss, grad, want_grad)
+            return
+        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, 0.0)
+        if k == 0:
+            _nan_row(loss, grad, want_grad)
+            return
+        masked = False
+        mass_on_masked = False
+        for j in range(K):
+            x = z[j] == -np.inf
+            masked |= x
+            mass_on_masked |= x and q[j] != 0
+        gc = _c_out(grad)
+        if masked:
+            zz = _unmasked(z, m)
+            acc = mp.loss_dist(zz, q, m, tau, k, 0.0, scale, gc, want_grad)
+        else:
+            acc = mp.loss_dist(z, q, m, tau, k, 0.0, scale, gc, want_grad)
+        if want_grad:
+            _write_back(grad, gc)
+        loss[0] = np.inf if mass_on_masked else acc
+
+    @njit(**_JIT)
+    def loss_label(z, label, loss, grad, want_grad, scale, method):
+        """As the CPU driver ``_loss_labels_rows`` (same row kernel; no ignore_index)."""
+        K = z.shape[0]
+        if label < 0 or label >= K:
+            _nan_row(loss, grad, want_grad)
+            return
+        if _has_nan(z):
+            _nan_row(loss, grad, want_grad)
+            return
+        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, 0.0)
+        if k == 0:
+            _nan_row(loss, grad, want_grad)
+            return
+        gc = _c_out(grad)
+        acc = mp.loss_label(z, label, m, tau, k, 0.0, scale, gc, want_grad)
+        if want_grad:
+            _write_back(grad, gc)
+        loss[0] = acc
+
+    return forward, threshold, jvp, loss_dist, loss_label
 
 
-@njit(**_JIT)
-def _loss_label(z, label, loss, grad, want_grad, scale, method):
-    """As the CPU driver ``_loss_labels_rows`` (same row kernel; no ignore_index)."""
-    K = z.shape[0]
-    if label < 0 or label >= K:
-        _nan_row(loss, grad, want_grad)
-        return
-    m, tau, k = _threshold_row(z, method)
-    if k == 0:
-        _nan_row(loss, grad, want_grad)
-        return
-    gc = _c_out(grad)
-    acc = S.loss_label(z, label, m, tau, k, 0.0, scale, gc, want_grad)
-    if want_grad:
-        _write_back(grad, gc)
-    loss[0] = acc
+_forward, _threshold, _jvp, _loss_dist, _loss_label = _kernels(S)
+_e15_forward, _e15_threshold, _e15_jvp, _e15_loss_dist, _e15_loss_label = _kernels(E15)
 
 
 # --------------------------------------------------------------------------- gufunc bodies
+# One set per mapping, each body a call of a module-level kernel (see _kernels on closures).
 def _g_sparsemax(z, p):
     _forward(_float_row(z), p, _METHOD)
 
@@ -269,42 +294,55 @@ def _g_loss_label_and_grad(z, label, loss, grad):
     _loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
 
 
+def _g_e15(z, p):
+    _e15_forward(_float_row(z), p, _METHOD)
+
+
+def _g_e15_threshold(z, tau, k):
+    _e15_threshold(_float_row(z), tau, k, _METHOD)
+
+
+def _g_e15_jvp(p, v, out):
+    _e15_jvp(_float_row(p), _float_row(v), out)
+
+
+def _g_e15_loss(z, q, loss):
+    _e15_loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD)
+
+
+def _g_e15_loss_and_grad(z, q, loss, grad):
+    _e15_loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD)
+
+
+def _g_e15_loss_label(z, label, loss):
+    _e15_loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD)
+
+
+def _g_e15_loss_label_and_grad(z, label, loss, grad):
+    _e15_loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
+
+
+def _specs(name, bodies):
+    """``{gufunc name: (body, signature, loop maker)}`` for one mapping's seven bodies."""
+    fwd, thr, jvp, loss, loss_grad, label, label_grad = bodies
+    return {
+        name: (fwd, "(n)->(n)", lambda t, r: f"void({t}[:], {r}[:])"),
+        f"{name}_threshold": (thr, "(n)->(),()", lambda t, r: f"void({t}[:], {r}[:], i8[:])"),
+        f"{name}_jvp": (jvp, "(n),(n)->(n)", lambda t, r: f"void({t}[:], {t}[:], {r}[:])"),
+        f"{name}_loss": (loss, "(n),(n)->()", lambda t, r: f"void({t}[:], {t}[:], {r}[:])"),
+        f"{name}_loss_and_grad": (
+            loss_grad, "(n),(n)->(),(n)", lambda t, r: f"void({t}[:], {t}[:], {r}[:], {r}[:])"),
+        f"{name}_loss_label": (label, "(n),()->()", lambda t, r: f"void({t}[:], i8, {r}[:])"),
+        f"{name}_loss_label_and_grad": (
+            label_grad, "(n),()->(),(n)", lambda t, r: f"void({t}[:], i8, {r}[:], {r}[:])"),
+    }
+
+
 _SPECS = {
-    "sparsemax": (
-        _g_sparsemax,
-        "(n)->(n)",
-        lambda t, r: f"void({t}[:], {r}[:])",
-    ),
-    "sparsemax_threshold": (
-        _g_threshold,
-        "(n)->(),()",
-        lambda t, r: f"void({t}[:], {r}[:], i8[:])",
-    ),
-    "sparsemax_jvp": (
-        _g_jvp,
-        "(n),(n)->(n)",
-        lambda t, r: f"void({t}[:], {t}[:], {r}[:])",
-    ),
-    "sparsemax_loss": (
-        _g_loss,
-        "(n),(n)->()",
-        lambda t, r: f"void({t}[:], {t}[:], {r}[:])",
-    ),
-    "sparsemax_loss_and_grad": (
-        _g_loss_and_grad,
-        "(n),(n)->(),(n)",
-        lambda t, r: f"void({t}[:], {t}[:], {r}[:], {r}[:])",
-    ),
-    "sparsemax_loss_label": (
-        _g_loss_label,
-        "(n),()->()",
-        lambda t, r: f"void({t}[:], i8, {r}[:])",
-    ),
-    "sparsemax_loss_label_and_grad": (
-        _g_loss_label_and_grad,
-        "(n),()->(),(n)",
-        lambda t, r: f"void({t}[:], i8, {r}[:], {r}[:])",
-    ),
+    **_specs("sparsemax", (_g_sparsemax, _g_threshold, _g_jvp, _g_loss, _g_loss_and_grad,
+                           _g_loss_label, _g_loss_label_and_grad)),
+    **_specs("entmax15", (_g_e15, _g_e15_threshold, _g_e15_jvp, _g_e15_loss,
+                          _g_e15_loss_and_grad, _g_e15_loss_label, _g_e15_loss_label_and_grad)),
 }
 
 _DOCS = {
@@ -335,13 +373,38 @@ Signature ``(n),()->()``, the index int64 (smaller integers cast safely). An ind
 
 Signature ``(n),()->(),(n)``; invalid rows as :data:`sparsemax_loss_label`.""",
 }
+# 1.5-entmax: the same gufuncs, the same rules, the maths of sparsemax_nb.entmax15*.
+_DOCS.update({
+    "entmax15": """1.5-entmax along the core dimension: ``p = [z / 2 - tau]_+^2``, summing to 1.
+
+Signature ``(n)->(n)``; the same bits as :func:`sparsemax_nb.entmax15` with
+``method="select"``.""",
+    "entmax15_threshold": """``(tau, support_size)`` of 1.5-entmax along the core dimension.
+
+Signature ``(n)->(),()``; as :func:`sparsemax_nb.entmax15_threshold`.""",
+    "entmax15_jvp": """Jacobian-vector product of 1.5-entmax (also the vjp).
+
+Signature ``(n),(n)->(n)``; as :func:`sparsemax_nb.entmax15_jvp`.""",
+    "entmax15_loss": """1.5-entmax Fenchel-Young loss for a target distribution per row.
+
+Signature ``(n),(n)->()``; invalid rows give NaN, as :data:`sparsemax_loss`.""",
+    "entmax15_loss_and_grad": """1.5-entmax loss and its gradient ``entmax15(z) - q``.
+
+Signature ``(n),(n)->(),(n)``; invalid rows as :data:`entmax15_loss`.""",
+    "entmax15_loss_label": """1.5-entmax loss for a class index per row.
+
+Signature ``(n),()->()``; an index outside ``[0, n)`` gives NaN.""",
+    "entmax15_loss_label_and_grad": """1.5-entmax loss and gradient for a class index per row.
+
+Signature ``(n),()->(),(n)``; invalid rows as :data:`entmax15_loss_label`.""",
+})
 
 _built: dict[str, Any] = {}
 
 
 def _build(name):
     fn, sig, make = _SPECS[name]
-    ints = not name.startswith("sparsemax_loss")
+    ints = "_loss" not in name
     fn.__name__ = name
     fn.__qualname__ = name
     fn.__doc__ = _DOCS[name]

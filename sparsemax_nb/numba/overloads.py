@@ -2,7 +2,8 @@
 
 ``numba.extending.overload`` registrations for :func:`sparsemax_nb.sparsemax`,
 :func:`~sparsemax_nb.sparsemax_threshold`, :func:`~sparsemax_nb.sparsemax_jvp` and
-:func:`~sparsemax_nb.sparsemax_loss_and_grad`. Registering costs nothing at import;
+:func:`~sparsemax_nb.sparsemax_loss_and_grad`, and the same four of 1.5-entmax
+(:func:`~sparsemax_nb.entmax15` ...), all from one factory. Registering costs nothing at import;
 Numba compiles an implementation only when a jitted function calls one of them.
 
 Supported inside ``@njit``: 1-D and 2-D float32/float64 arrays (any layout), worked along
@@ -24,6 +25,7 @@ from numba.extending import overload
 from .. import _checks as D
 from .. import api as _api
 from .._jit import JIT as _JIT
+from ..mappings import entmax15 as E15
 from ..mappings import sparsemax as S
 from . import gufuncs as G
 
@@ -112,157 +114,7 @@ def _noop_axis(axis, ndim):
     pass
 
 
-# --------------------------------------------------------------------------- kernels
-@njit(**_JIT)
-def _forward_rows(z, p, code):
-    n, K = z.shape
-    buf = np.empty(K, np.float64)
-    for r in range(n):
-        # C-contiguous rows, as the public API passes them (the kernels' sums use
-        # reassociation, so the compiled lane order depends on the layout).
-        zr = np.ascontiguousarray(z[r])
-        m, tau, k = S.threshold(zr, buf, code, 0.0)
-        S.write(zr, p[r], m, tau, k, 0.0)
-
-
-@njit(**_JIT)
-def _threshold_rows(z, tau_out, k_out, code):
-    n, K = z.shape
-    buf = np.empty(K, np.float64)
-    for r in range(n):
-        m, tau, k = S.threshold(np.ascontiguousarray(z[r]), buf, code, 0.0)
-        tau_out[r] = m + tau
-        k_out[r] = k
-
-
-@njit(**_JIT)
-def _jvp_rows(p, v, out):
-    for r in range(p.shape[0]):
-        G._jvp(np.ascontiguousarray(p[r]), np.ascontiguousarray(v[r]), out[r])
-
-
-# --------------------------------------------------------------------------- sparsemax
-@overload(_api.sparsemax, prefer_literal=True)
-def _ol_sparsemax(z, axis=-1, out=None, method="auto"):
-    fn = "sparsemax"
-    _check_array(z, "z", fn)
-    code = _method(method, fn)
-    check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
-    ndim = z.ndim
-    if not _is_none(out):
-        if not (isinstance(out, types.Array) and out.ndim == ndim and out.dtype == z.dtype):
-            raise TypingError(f"sparsemax_nb.sparsemax: out must be a {ndim}-D {z.dtype} array")
-        if out.mutable is False:
-            raise TypingError("sparsemax_nb.sparsemax: out is read-only")
-
-        def get_out(z, out):
-            if out.shape != z.shape:
-                raise ValueError("sparsemax_nb.sparsemax: out has the wrong shape")
-            return out
-    else:
-
-        def get_out(z, out):
-            return np.empty_like(z)
-
-    get_out = njit(get_out)
-
-    if ndim == 1:
-        return _impl_1d(code, check_axis, get_out)
-
-    def impl(z, axis=-1, out=None, method="auto"):
-        check_axis(axis, 2)
-        p = get_out(z, out)
-        _forward_rows(z, p, code)
-        return p
-
-    return impl
-
-
-def _impl_1d(code, check_axis, get_out):
-    # 1-D: one row; row views of any layout work directly with the row kernels.
-    def impl(z, axis=-1, out=None, method="auto"):
-        check_axis(axis, 1)
-        p = get_out(z, out)
-        buf = np.empty(z.shape[0], np.float64)
-        zc = np.ascontiguousarray(z)
-        m, tau, k = S.threshold(zc, buf, code, 0.0)
-        S.write(zc, p, m, tau, k, 0.0)
-        return p
-
-    return impl
-
-
-# --------------------------------------------------------------------------- threshold
-@overload(_api.sparsemax_threshold, prefer_literal=True)
-def _ol_sparsemax_threshold(z, axis=-1, method="auto"):
-    fn = "sparsemax_threshold"
-    _check_array(z, "z", fn)
-    code = _method(method, fn)
-    check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
-    dt = np.dtype(str(z.dtype))
-    if z.ndim == 1:
-        cast = njit(lambda x: np.float32(x)) if dt == np.float32 else njit(lambda x: x)
-
-        def impl(z, axis=-1, method="auto"):
-            check_axis(axis, 1)
-            buf = np.empty(z.shape[0], np.float64)
-            m, tau, k = S.threshold(np.ascontiguousarray(z), buf, code, 0.0)
-            return cast(m + tau), np.int64(k)
-
-        return impl
-
-    def impl(z, axis=-1, method="auto"):
-        check_axis(axis, 2)
-        tau = np.full(z.shape[0], np.nan, dt)
-        k = np.zeros(z.shape[0], np.int64)
-        _threshold_rows(z, tau, k, code)
-        return tau, k
-
-    return impl
-
-
-# --------------------------------------------------------------------------- jvp
-@overload(_api.sparsemax_jvp, prefer_literal=True)
-def _ol_sparsemax_jvp(p, v, axis=-1, out=None):
-    fn = "sparsemax_jvp"
-    _check_array(p, "p", fn)
-    _check_array(v, "v", fn)
-    if p.ndim != v.ndim:
-        raise TypingError("sparsemax_nb.sparsemax_jvp: p and v must have the same shape")
-    check_axis = _axis_runtime if _axis(axis, v.ndim, fn) else _noop_axis
-    dt = np.promote_types(np.dtype(str(p.dtype)), np.dtype(str(v.dtype)))
-    ndim = v.ndim
-    if not _is_none(out):
-        if not (isinstance(out, types.Array) and out.ndim == ndim
-                and np.dtype(str(out.dtype)) == dt):
-            raise TypingError(f"sparsemax_nb.sparsemax_jvp: out must be a {ndim}-D {dt} array")
-
-        def get_out(v, out):
-            return out
-    else:
-
-        def get_out(v, out):
-            return np.empty(v.shape, dt)
-
-    get_out = njit(get_out)
-
-    def impl(p, v, axis=-1, out=None):
-        check_axis(axis, ndim)
-        if p.shape != v.shape:
-            raise ValueError("sparsemax_nb.sparsemax_jvp: p and v must have the same shape")
-        o = get_out(v, out)
-        if o.shape != v.shape:
-            raise ValueError("sparsemax_nb.sparsemax_jvp: out has the wrong shape")
-        if ndim == 1:
-            G._jvp(np.ascontiguousarray(p), np.ascontiguousarray(v), o)
-        else:
-            _jvp_rows(p, v, o)
-        return o
-
-    return impl
-
-
-# --------------------------------------------------------------------------- loss
+# --------------------------------------------------------------------------- loss rows
 @njit(**_JIT)
 def _check_dist_row(q):
     K = q.shape[0]
@@ -276,144 +128,317 @@ def _check_dist_row(q):
         raise ValueError("sparsemax_nb: a target row does not sum to 1")
 
 
-@overload(_api.sparsemax_loss_and_grad, prefer_literal=True)
-def _ol_sparsemax_loss_and_grad(
-    z, target, axis=-1, reduction="none", ignore_index=None, method="auto"
-):
-    fn = "sparsemax_loss_and_grad"
-    _check_array(z, "z", fn)
-    code = _method(method, fn)
-    check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
-    red = _value(reduction, None)
-    if red not in D.REDUCTIONS:
-        raise TypingError(
-            "sparsemax_nb.sparsemax_loss_and_grad: reduction must be a string literal "
-            f"'none', 'sum' or 'mean'; got {reduction}"
-        )
-    ndim = z.ndim
-    dt = np.dtype(str(z.dtype))
-    cast = njit(lambda x: np.float32(x)) if dt == np.float32 else njit(lambda x: np.float64(x))
-    # Class indices: an integer (1-D z) or a 1-D integer array (2-D z).
-    if ndim == 1:
-        labels = isinstance(target, types.Integer)
-        dist = isinstance(target, types.Array) and target.ndim == 1
-    else:
-        labels = (isinstance(target, types.Array) and target.ndim == 1
-                  and isinstance(target.dtype, types.Integer))
-        dist = isinstance(target, types.Array) and target.ndim == 2
-    if dist and not isinstance(target.dtype, types.Float):
-        raise TypingError(
-            "sparsemax_nb.sparsemax_loss_and_grad: a target of z's shape must be float "
-            "distributions (use labels_to_proportions for 0/1 labels)"
-        )
-    if not (labels or dist):
-        raise TypingError(
-            "sparsemax_nb.sparsemax_loss_and_grad: target must be class indices (an integer "
-            f"per row) or one float distribution per row; got {target}"
-        )
-    ignore_none = _is_none(ignore_index)
-    if not ignore_none and not (labels and isinstance(ignore_index, types.Integer)):
-        raise TypingError(
-            "sparsemax_nb.sparsemax_loss_and_grad: ignore_index must be None or an integer, "
-            "and applies to class-index targets only"
-        )
+# --------------------------------------------------------------------------- registrations
+def _register(mp, name, row_jvp, row_loss_dist, row_loss_label):
+    """Register the overloads of ``name``, ``name_threshold``, ``name_jvp`` and
+    ``name_loss_and_grad`` (the public functions of mapping module ``mp``), with the row
+    kernels of :mod:`.gufuncs` for the jvp and the losses. The helpers jitted here have
+    ``mp`` as their only closure variable (see gufuncs._kernels)."""
 
-    # One row: the loss into a 1-element array, the scaled gradient into g_r.
-    if labels:
+    @njit(**_JIT)
+    def _forward_rows(z, p, code):
+        n, K = z.shape
+        buf = np.empty(K, np.float64)
+        for r in range(n):
+            # C-contiguous rows, as the public API passes them (the kernels' sums use
+            # reassociation, so the compiled lane order depends on the layout).
+            zr = np.ascontiguousarray(z[r])
+            m, tau, k = mp.threshold(zr, buf, code, 0.0)
+            mp.write(zr, p[r], m, tau, k, 0.0)
 
-        def row(z_r, y, loss1, g_r, scale, ignore, use_ignore):
-            if use_ignore and y == ignore:
-                loss1[0] = 0.0
-                g_r[:] = 0.0
-                return
-            G._loss_label(np.ascontiguousarray(z_r), y, loss1, g_r, True, scale, code)
 
-        def check_row(z_r, y, ignore, use_ignore):
-            if use_ignore and y == ignore:
-                return 0
-            if y < 0 or y >= z_r.shape[0]:
-                raise ValueError("sparsemax_nb: a target class index is out of range")
-            return 1
-    else:
+    @njit(**_JIT)
+    def _threshold_rows(z, tau_out, k_out, code):
+        n, K = z.shape
+        buf = np.empty(K, np.float64)
+        for r in range(n):
+            m, tau, k = mp.threshold(np.ascontiguousarray(z[r]), buf, code, 0.0)
+            tau_out[r] = mp.tau_of(m, tau, 0.0)
+            k_out[r] = k
 
-        def row(z_r, q_r, loss1, g_r, scale, ignore, use_ignore):
-            G._loss_dist(
-                np.ascontiguousarray(z_r), np.ascontiguousarray(q_r), loss1, g_r, True, scale, code
-            )
 
-        def check_row(z_r, q_r, ignore, use_ignore):
-            if q_r.shape[0] != z_r.shape[0]:
-                raise ValueError("sparsemax_nb: a float target must have z's shape")
-            _check_dist_row(q_r)
-            return 1
+    @njit(**_JIT)
+    def _jvp_rows(p, v, out):
+        # As the gufuncs' jvp kernel, written out: a jitted function in this closure would
+        # defeat Numba's disk cache (see gufuncs._kernels).
+        for r in range(p.shape[0]):
+            pr = np.ascontiguousarray(p[r])
+            if G._has_nan(pr):
+                out[r] = np.nan
+                continue
+            oc = G._c_out(out[r])
+            mp.jvp(pr, np.ascontiguousarray(v[r]), oc, 0.0)
+            G._write_back(out[r], oc)
 
-    row = njit(row)
-    check_row = njit(check_row)
 
-    if ndim == 1:
+    # --------------------------------------------------------------------------- sparsemax
+    @overload(getattr(_api, name), prefer_literal=True)
+    def _ol_sparsemax(z, axis=-1, out=None, method="auto"):
+        fn = name
+        _check_array(z, "z", fn)
+        code = _method(method, fn)
+        check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
+        ndim = z.ndim
+        if not _is_none(out):
+            if not (isinstance(out, types.Array) and out.ndim == ndim and out.dtype == z.dtype):
+                raise TypingError(f"sparsemax_nb.{fn}: out must be a {ndim}-D {z.dtype} array")
+            if out.mutable is False:
+                raise TypingError(f"sparsemax_nb.{fn}: out is read-only")
 
-        def run(z, target, ignore_index):
-            use_ignore = ignore_index is not None
-            ignore = ignore_index if ignore_index is not None else -1
-            n_valid = check_row(z, target, ignore, use_ignore)
-            scale = 1.0
-            if red == "mean":
-                scale = 1.0 / n_valid if n_valid else 0.0
-            loss = np.empty(1, dt)
-            grad = np.empty(z.shape, dt)
-            row(z, target, loss, grad, scale, ignore, use_ignore)
-            return loss, grad, n_valid
-    else:
+            wrong_shape = f"sparsemax_nb.{fn}: out has the wrong shape"
 
-        def run(z, target, ignore_index):
-            use_ignore = ignore_index is not None
-            ignore = ignore_index if ignore_index is not None else -1
-            n = z.shape[0]
-            if target.shape[0] != n:
-                raise ValueError("sparsemax_nb: target must have one entry (or row) per row of z")
-            # Every row is checked before any work, as the NumPy API does.
-            n_valid = 0
-            for r in range(n):
-                n_valid += check_row(z[r], target[r], ignore, use_ignore)
-            scale = 1.0
-            if red == "mean":
-                scale = 1.0 / n_valid if n_valid else 0.0
-            loss = np.empty(n, dt)
-            grad = np.empty(z.shape, dt)
-            one = np.empty(1, dt)
-            for r in range(n):
-                row(z[r], target[r], one, grad[r], scale, ignore, use_ignore)
-                loss[r] = one[0]
-            return loss, grad, n_valid
-
-    run = njit(run)
-
-    if red == "none":
-        if ndim == 1:
-
-            def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
-                check_axis(axis, 1)
-                loss, grad, _ = run(z, target, ignore_index)
-                return loss[0], grad
+            def get_out(z, out):
+                if out.shape != z.shape:
+                    raise ValueError(wrong_shape)
+                return out
         else:
 
-            def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
-                check_axis(axis, 2)
-                loss, grad, _ = run(z, target, ignore_index)
-                return loss, grad
+            def get_out(z, out):
+                return np.empty_like(z)
+
+        get_out = njit(get_out)
+
+        if ndim == 1:
+            return _impl_1d(code, check_axis, get_out)
+
+        def impl(z, axis=-1, out=None, method="auto"):
+            check_axis(axis, 2)
+            p = get_out(z, out)
+            _forward_rows(z, p, code)
+            return p
 
         return impl
 
-    mean = red == "mean"
 
-    def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
-        check_axis(axis, ndim)
-        loss, grad, n_valid = run(z, target, ignore_index)
-        total = 0.0
-        for r in range(loss.shape[0]):
-            total += np.float64(loss[r])
-        if mean:
-            total = total / n_valid if n_valid else np.nan
-        return cast(total), grad
+    def _impl_1d(code, check_axis, get_out):
+        # 1-D: one row; row views of any layout work directly with the row kernels.
+        def impl(z, axis=-1, out=None, method="auto"):
+            check_axis(axis, 1)
+            p = get_out(z, out)
+            buf = np.empty(z.shape[0], np.float64)
+            zc = np.ascontiguousarray(z)
+            m, tau, k = mp.threshold(zc, buf, code, 0.0)
+            mp.write(zc, p, m, tau, k, 0.0)
+            return p
 
-    return impl
+        return impl
+
+
+    # --------------------------------------------------------------------------- threshold
+    @overload(getattr(_api, name + "_threshold"), prefer_literal=True)
+    def _ol_sparsemax_threshold(z, axis=-1, method="auto"):
+        fn = name + "_threshold"
+        _check_array(z, "z", fn)
+        code = _method(method, fn)
+        check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
+        dt = np.dtype(str(z.dtype))
+        if z.ndim == 1:
+            cast = njit(lambda x: np.float32(x)) if dt == np.float32 else njit(lambda x: x)
+
+            def impl(z, axis=-1, method="auto"):
+                check_axis(axis, 1)
+                buf = np.empty(z.shape[0], np.float64)
+                m, tau, k = mp.threshold(np.ascontiguousarray(z), buf, code, 0.0)
+                return cast(mp.tau_of(m, tau, 0.0)), np.int64(k)
+
+            return impl
+
+        def impl(z, axis=-1, method="auto"):
+            check_axis(axis, 2)
+            tau = np.full(z.shape[0], np.nan, dt)
+            k = np.zeros(z.shape[0], np.int64)
+            _threshold_rows(z, tau, k, code)
+            return tau, k
+
+        return impl
+
+
+    # --------------------------------------------------------------------------- jvp
+    @overload(getattr(_api, name + "_jvp"), prefer_literal=True)
+    def _ol_sparsemax_jvp(p, v, axis=-1, out=None):
+        fn = name + "_jvp"
+        _check_array(p, "p", fn)
+        _check_array(v, "v", fn)
+        if p.ndim != v.ndim:
+            raise TypingError(f"sparsemax_nb.{fn}: p and v must have the same shape")
+        check_axis = _axis_runtime if _axis(axis, v.ndim, fn) else _noop_axis
+        dt = np.promote_types(np.dtype(str(p.dtype)), np.dtype(str(v.dtype)))
+        ndim = v.ndim
+        if not _is_none(out):
+            if not (isinstance(out, types.Array) and out.ndim == ndim
+                    and np.dtype(str(out.dtype)) == dt):
+                raise TypingError(f"sparsemax_nb.{fn}: out must be a {ndim}-D {dt} array")
+
+            def get_out(v, out):
+                return out
+        else:
+
+            def get_out(v, out):
+                return np.empty(v.shape, dt)
+
+        get_out = njit(get_out)
+        not_same = f"sparsemax_nb.{fn}: p and v must have the same shape"
+        wrong_shape = f"sparsemax_nb.{fn}: out has the wrong shape"
+
+        def impl(p, v, axis=-1, out=None):
+            check_axis(axis, ndim)
+            if p.shape != v.shape:
+                raise ValueError(not_same)
+            o = get_out(v, out)
+            if o.shape != v.shape:
+                raise ValueError(wrong_shape)
+            if ndim == 1:
+                row_jvp(np.ascontiguousarray(p), np.ascontiguousarray(v), o)
+            else:
+                _jvp_rows(p, v, o)
+            return o
+
+        return impl
+
+
+    # --------------------------------------------------------------------------- loss
+    @overload(getattr(_api, name + "_loss_and_grad"), prefer_literal=True)
+    def _ol_sparsemax_loss_and_grad(
+        z, target, axis=-1, reduction="none", ignore_index=None, method="auto"
+    ):
+        fn = name + "_loss_and_grad"
+        _check_array(z, "z", fn)
+        code = _method(method, fn)
+        check_axis = _axis_runtime if _axis(axis, z.ndim, fn) else _noop_axis
+        red = _value(reduction, None)
+        if red not in D.REDUCTIONS:
+            raise TypingError(
+                f"sparsemax_nb.{fn}: reduction must be a string literal "
+                f"'none', 'sum' or 'mean'; got {reduction}"
+            )
+        ndim = z.ndim
+        dt = np.dtype(str(z.dtype))
+        cast = njit(lambda x: np.float32(x)) if dt == np.float32 else njit(lambda x: np.float64(x))
+        # Class indices: an integer (1-D z) or a 1-D integer array (2-D z).
+        if ndim == 1:
+            labels = isinstance(target, types.Integer)
+            dist = isinstance(target, types.Array) and target.ndim == 1
+        else:
+            labels = (isinstance(target, types.Array) and target.ndim == 1
+                      and isinstance(target.dtype, types.Integer))
+            dist = isinstance(target, types.Array) and target.ndim == 2
+        if dist and not isinstance(target.dtype, types.Float):
+            raise TypingError(
+                f"sparsemax_nb.{fn}: a target of z's shape must be float "
+                "distributions (use labels_to_proportions for 0/1 labels)"
+            )
+        if not (labels or dist):
+            raise TypingError(
+                f"sparsemax_nb.{fn}: target must be class indices (an integer "
+                f"per row) or one float distribution per row; got {target}"
+            )
+        ignore_none = _is_none(ignore_index)
+        if not ignore_none and not (labels and isinstance(ignore_index, types.Integer)):
+            raise TypingError(
+                f"sparsemax_nb.{fn}: ignore_index must be None or an integer, "
+                "and applies to class-index targets only"
+            )
+
+        # One row: the loss into a 1-element array, the scaled gradient into g_r.
+        if labels:
+
+            def row(z_r, y, loss1, g_r, scale, ignore, use_ignore):
+                if use_ignore and y == ignore:
+                    loss1[0] = 0.0
+                    g_r[:] = 0.0
+                    return
+                row_loss_label(np.ascontiguousarray(z_r), y, loss1, g_r, True, scale, code)
+
+            def check_row(z_r, y, ignore, use_ignore):
+                if use_ignore and y == ignore:
+                    return 0
+                if y < 0 or y >= z_r.shape[0]:
+                    raise ValueError("sparsemax_nb: a target class index is out of range")
+                return 1
+        else:
+
+            def row(z_r, q_r, loss1, g_r, scale, ignore, use_ignore):
+                row_loss_dist(
+                    np.ascontiguousarray(z_r), np.ascontiguousarray(q_r), loss1, g_r, True, scale, code
+                )
+
+            def check_row(z_r, q_r, ignore, use_ignore):
+                if q_r.shape[0] != z_r.shape[0]:
+                    raise ValueError("sparsemax_nb: a float target must have z's shape")
+                _check_dist_row(q_r)
+                return 1
+
+        row = njit(row)
+        check_row = njit(check_row)
+
+        if ndim == 1:
+
+            def run(z, target, ignore_index):
+                use_ignore = ignore_index is not None
+                ignore = ignore_index if ignore_index is not None else -1
+                n_valid = check_row(z, target, ignore, use_ignore)
+                scale = 1.0
+                if red == "mean":
+                    scale = 1.0 / n_valid if n_valid else 0.0
+                loss = np.empty(1, dt)
+                grad = np.empty(z.shape, dt)
+                row(z, target, loss, grad, scale, ignore, use_ignore)
+                return loss, grad, n_valid
+        else:
+
+            def run(z, target, ignore_index):
+                use_ignore = ignore_index is not None
+                ignore = ignore_index if ignore_index is not None else -1
+                n = z.shape[0]
+                if target.shape[0] != n:
+                    raise ValueError("sparsemax_nb: target must have one entry (or row) per row of z")
+                # Every row is checked before any work, as the NumPy API does.
+                n_valid = 0
+                for r in range(n):
+                    n_valid += check_row(z[r], target[r], ignore, use_ignore)
+                scale = 1.0
+                if red == "mean":
+                    scale = 1.0 / n_valid if n_valid else 0.0
+                loss = np.empty(n, dt)
+                grad = np.empty(z.shape, dt)
+                one = np.empty(1, dt)
+                for r in range(n):
+                    row(z[r], target[r], one, grad[r], scale, ignore, use_ignore)
+                    loss[r] = one[0]
+                return loss, grad, n_valid
+
+        run = njit(run)
+
+        if red == "none":
+            if ndim == 1:
+
+                def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
+                    check_axis(axis, 1)
+                    loss, grad, _ = run(z, target, ignore_index)
+                    return loss[0], grad
+            else:
+
+                def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
+                    check_axis(axis, 2)
+                    loss, grad, _ = run(z, target, ignore_index)
+                    return loss, grad
+
+            return impl
+
+        mean = red == "mean"
+
+        def impl(z, target, axis=-1, reduction="none", ignore_index=None, method="auto"):
+            check_axis(axis, ndim)
+            loss, grad, n_valid = run(z, target, ignore_index)
+            total = 0.0
+            for r in range(loss.shape[0]):
+                total += np.float64(loss[r])
+            if mean:
+                total = total / n_valid if n_valid else np.nan
+            return cast(total), grad
+
+        return impl
+
+
+_register(S, "sparsemax", G._jvp, G._loss_dist, G._loss_label)
+_register(E15, "entmax15", G._e15_jvp, G._e15_loss_dist, G._e15_loss_label)

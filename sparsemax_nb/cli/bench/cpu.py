@@ -59,7 +59,7 @@ _CASES = {
 _GROWTH = {"full": (10, 22, 22), "quick": (10, 15, 17), "tiny": (6, 9, 12)}
 _SCALES = {"full": (0.1, 1.0, 3.0), "quick": (0.1, 1.0, 3.0), "tiny": (1.0,)}
 _REPEAT = {"full": 5, "quick": 3, "tiny": 2}
-_SECTIONS = ("cases", "growth", "compile")
+_SECTIONS = ("cases", "growth", "compile", "entmax")
 _REFS = ("copyto", "softmax", "numpy_sparsemax", "entmax", "optax")
 _REF_LABEL = {
     "copyto": "x copyto",
@@ -733,6 +733,9 @@ def main(args):
         total += len(_GROWTH_KINDS) * (hi - lo + 1)
     if "compile" in sections:
         total += 2 * _compile_rounds(preset, args.repeat)
+    if "entmax" in sections:  # the entmax family: sparsemax_nb.cli.bench.entmax
+        from . import entmax as entmax_bench
+        total += entmax_bench.progress_steps(preset, repeat)
     rows = []
     with _progress(total, not args.no_progress) as prog:
         if "cases" in sections:
@@ -744,12 +747,17 @@ def main(args):
         if "compile" in sections:
             compile_rows = _run_compile(_compile_rounds(preset, args.repeat), prog)
             rows += compile_rows
+        if "entmax" in sections:
+            entmax_rows = entmax_bench.run(preset, repeat, args.seed, prog, numba.get_num_threads())
+            rows += entmax_rows
     if "cases" in sections:
         _print_cases(case_rows)
     if "growth" in sections:
         _print_growth(growth_rows)
     if "compile" in sections:
         _print_compile(compile_rows)
+    if "entmax" in sections:
+        entmax_bench.print_rows(entmax_rows)
     if args.json:
         _write_json(args.json, meta, rows)
     return 0

@@ -1,0 +1,336 @@
+"""Row functions shared by the entmax mappings (Peters, Niculae & Martins, ACL 2019).
+
+alpha-entmax is ``p_i = [(alpha - 1) z_i - tau]_+ ^ (1 / (alpha - 1))`` with ``tau`` such that
+the row sums to 1: alpha = 2 is sparsemax, alpha = 1.5 is 1.5-entmax, alpha -> 1 is softmax.
+Pure ``@njit`` code, no backend; :mod:`.entmax15` and :mod:`.entmax_bisect` build the mapping
+interface from it.
+
+Coordinates
+-----------
+Each row is shifted by its maximum ``m`` and scaled: ``x_i = (alpha - 1) (z_i - m)``, so
+``max x = 0``. ``p_max <= 1`` puts the shifted threshold ``t`` in ``[-1, 0)``, so only the
+candidates ``x > -1`` can be in the support, and ``p_i = y_i^r`` with ``y_i = (x_i - t)_+``
+and ``r = 1 / (alpha - 1)``. The threshold is carried as ``v = t - L`` and each entry as
+``w_i = x_i - v`` (so ``y_i = w_i - L``; ``w > L`` is the support test everywhere), with
+the offset ``L`` chosen so that ``y`` keeps its digits where they matter:
+
+* ``L = -1`` for alpha <= 2 (``v = t + 1``, ``p_i = exp(r log1p(w_i))``): as alpha -> 1,
+  ``r`` grows like ``1 / (alpha - 1)`` while ``w_i`` shrinks like ``alpha - 1``, and
+  ``log1p`` of the small ``w_i`` keeps the relative accuracy that ``y_i = 1 + w_i`` would
+  round away (carrying ``t`` itself, ``p`` would lose ``r`` ulps). The absolute error of
+  ``y`` is then ``eps``, which costs ``p`` at most ``r eps y^(r-1) <= r eps``.
+* ``L = 0`` for alpha > 2 (``v = t``): there ``r < 1`` and ``y^(r-1)`` is unbounded, so
+  ``y`` must be accurate relative to itself, and ``t`` can be as small as ``-K^(1-alpha)``.
+
+The Fenchel-Young loss with the Tsallis ``Omega(p) = (sum p^alpha - 1) / (alpha (alpha - 1))``
+is evaluated as a sum of non-negative terms: the Bregman divergence of
+``phi(x) = x^alpha / (alpha (alpha - 1))`` between ``q_i`` and ``p_i``, entry by entry, plus
+``q_j (tau / (alpha - 1) - z_j)`` over the entries off the support (as sparsemax's loss).
+With ``e = alpha - 1``, ``p_i^e = y_i = 1 + u_i`` on the support and ``q_i^e = 1 + E_i`` with
+``E_i = expm1(e log q_i)``, the divergence term is
+``(q_i (E_i - u_i) / e - (1 + u_i)(q_i - p_i)) / alpha``: ``E_i`` and ``u_i`` are both
+``O(e)``, so nothing blows up as alpha -> 1.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._rows import JIT
+
+EPS = np.finfo(np.float64).eps
+
+
+@njit(**JIT)
+def gather(z, m, a1, buf):
+    """``x = a1 (z - m)`` (float64) of the candidates ``x > -1`` into ``buf``; their count."""
+    n = 0
+    for i in range(z.shape[0]):
+        x = a1 * (np.float64(z[i]) - m)
+        # Branch-free stream compaction: always write, advance only for a candidate.
+        buf[n] = x
+        n += x > -1.0
+    return n
+
+
+@njit(**JIT)
+def offset(a1):
+    """The offset ``L`` of the coordinates for ``a1 = alpha - 1`` (module notes)."""
+    return 0.0 if a1 > 1.0 else -1.0
+
+
+@njit(**JIT)
+def power(w, r, L):
+    """``p = y^r`` with ``y = w - L > 0`` (module notes for the forms)."""
+    if L == 0.0:
+        return math.exp(r * math.log(w))
+    if r == 2.0:
+        y = 1.0 + w
+        return y * y
+    if r == 1.0:
+        return 1.0 + w
+    return math.exp(r * math.log1p(w))
+
+
+@njit(**JIT)
+def power_or_zero(w, r, L):
+    """``power(w, r, L)`` on the support (``w > L``), else 0.
+
+    For r = 1 and 2 it is branch-free on a clamped ``y`` (vectorisable, and no square of a
+    huge ``-y``, whose overflow flag NumPy would report from a gufunc); otherwise a real
+    branch, so the logarithm and exponential are paid on the support only.
+    """
+    if L == -1.0 and (r == 2.0 or r == 1.0):
+        y = max(1.0 + w, 0.0)
+        # y * min(y, 1) is y * y on the support (y <= 1 there); written as y * y, LLVM
+        # folds the product of two equal selects into a select of the unclamped square.
+        return y * min(y, 1.0) if r == 2.0 else y
+    if w > L:
+        return power(w, r, L)
+    return 0.0
+
+
+@njit(**JIT)
+def q_power_m1(q, a1):
+    """``q^(alpha - 1) - 1`` for ``q > 0``, accurate for alpha near 1 (``expm1``)."""
+    if a1 == 0.5:
+        return math.sqrt(q) - 1.0
+    if a1 == 1.0:
+        return q - 1.0
+    return math.expm1(a1 * math.log(q))
+
+
+@njit(**JIT)
+def tau_bracket_newton(buf, n, r, L):
+    """``(v, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
+
+    ``F(v) = sum (w_i - L)_+^r`` with ``w_i = x_i - v`` is decreasing, with
+    ``F(-1 - L) >= 1`` (the maximum gives 1) and ``F(-n^(1 - alpha) - L) <= 1`` (each term
+    at most ``1/n``). Each pass evaluates ``F`` and ``F'`` at one point, updates the bracket
+    ``[lo, hi]``, moves the entries above the point to the front (at a lower bound the
+    others are off the support and are dropped for good) and steps by Newton, or bisects
+    when Newton leaves the bracket.
+
+    For alpha <= 2 (``r >= 1``) Newton runs on ``h = F^(1/r) - 1``, convex (a norm of an
+    affine map) and nearly affine: Newton from ``lo`` rises monotonically and
+    never passes the root; once the entries above ``v`` are the support it is Newton on a
+    smooth convex function, quadratic to the end. It stops when a step no longer moves
+    ``v``, or when the residual is within the rounding of its own sum and the steps no
+    longer shrink: exact to rounding, not to a tolerance. For alpha > 2 Newton runs on
+    ``F - 1``, concave on a fixed support (Newton from above falls monotonically) but its slope is unbounded
+    where an entry enters the support, where Newton can crawl: there a step that does not
+    move ``v`` is not trusted: the next point is the neighbouring float towards the root,
+    and the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
+    smaller is returned). Past 60 passes (never seen, but it bounds the work) every step
+    bisects.
+    """
+    a1 = 1.0 / r
+    lo = -1.0 - L
+    hi = -math.expm1(-a1 * math.log(n)) if L == -1.0 else -math.exp(-a1 * math.log(n))
+    if r >= 1.0:
+        # A cheap lower bound first (sums only, no powers): for any set C, by Jensen,
+        # F(t) >= |C'|^(1-r) (sum_C' (x - t))^r over C' = C minus its entries below t, so
+        # t = mean_C x - |C|^(-a1) has F(t) >= 1. Michelot's iteration on that bound
+        # (C = the candidates above the last bound) raises lo and drops the candidates
+        # below it before the passes that evaluate powers.
+        for _ in range(16):
+            sx = 0.0
+            c = 0
+            for i in range(n):
+                x = buf[i]
+                keep = x - lo > L
+                buf[c] = x
+                c += keep
+                sx += x if keep else 0.0
+            n = c
+            # mean - c^(-a1), as v = t - L; for L = -1: 1 - c^(-a1) = -expm1(-a1 log c)
+            if L == -1.0:
+                v_new = sx / c - math.expm1(-a1 * math.log(c))
+            else:
+                v_new = sx / c - math.exp(-a1 * math.log(c))
+            if not v_new > lo:
+                break
+            lo = min(v_new, hi)
+    v = lo
+    c_lo = n
+    c_hi = 0
+    e_lo = np.inf  # |f| at the ends, to return the better end of a collapsed bracket
+    e_hi = np.inf
+    hi_tried = False
+    prev_step = np.inf
+    for it in range(200):
+        F = 0.0
+        G = 0.0
+        c = 0
+        for i in range(n):
+            x = buf[i]
+            w = x - v
+            if w > L:
+                pv = power_or_zero(w, r, L)
+                F += pv
+                G += pv / (w - L)
+                # Lomuto partition: the entries above v go to the front; the others stay
+                # behind them, needed again if v turns out to be an upper bound.
+                buf[i] = buf[c]
+                buf[c] = x
+                c += 1
+        if F == 1.0:
+            return v, c
+        below = F > 1.0
+        if below:
+            lo = v
+            c_lo = c
+            e_lo = F - 1.0
+            n = c
+        else:
+            hi = v
+            c_hi = c
+            e_hi = 1.0 - F
+        if r >= 1.0:
+            # Newton on h(v) = F^(1/r) - 1 rather than on F - 1: h is a norm of the
+            # candidates above v (convex, like F) and nearly affine, so far from the root
+            # Newton gains much more per pass than on F (on one entry h is affine: one
+            # step). h'/h = F'/(r F) gives this step, with expm1 for alpha near 1.
+            step = -F * math.expm1(-a1 * math.log(F)) / G
+        else:
+            step = (F - 1.0) / (r * G)  # alpha > 2: h is not convex, F did better
+        v_new = v + step
+        if abs(F - 1.0) <= 4.0 * EPS * c and abs(step) >= prev_step:
+            # The residual is within the rounding of its own sum and Newton's steps have
+            # stopped shrinking: converged (more steps would walk on rounding noise).
+            return v, c
+        prev_step = abs(step)
+        if below and not v_new > v:
+            if r >= 1.0:
+                return v, c  # convex: Newton from below has converged
+            v_new = np.nextafter(v, np.inf)  # Newton crawls: probe the next float
+        elif not below and not v_new < v:
+            v_new = np.nextafter(v, -np.inf)
+        if not (lo < v_new < hi) or it >= 60:
+            if v_new >= hi and not hi_tried and it < 60:
+                # Newton overshot (alpha > 2): try the bound itself first, the root when
+                # the candidates are all equal, and else an upper bound to step down from.
+                v_new = hi
+                hi_tried = True
+            else:
+                v_new = 0.5 * (lo + hi)
+                if not (lo < v_new < hi):
+                    break  # lo and hi are adjacent floats
+        v = v_new
+    if e_hi < e_lo:
+        return hi, c_hi
+    return lo, c_lo
+
+
+@njit(**JIT)
+def write(z, p, m, v, k, a1):
+    """``p_i = (w_i - L)_+^r`` with ``w_i = a1 (z_i - m) - v``; a NaN row when ``k == 0``."""
+    if k == 0:
+        for i in range(z.shape[0]):
+            p[i] = np.nan
+        return
+    r = 1.0 / a1
+    L = offset(a1)
+    for i in range(z.shape[0]):
+        w = a1 * (np.float64(z[i]) - m) - v
+        p[i] = power_or_zero(w, r, L)
+
+
+@njit(**JIT)
+def jvp(p, v, out, alpha):
+    """``J v = sv * v - (sv . v / sum sv) sv`` with ``sv = p^(2 - alpha)`` on the support.
+
+    A row of ``p`` holding NaN, or with no positive entry, gives NaN.
+    """
+    b = 2.0 - alpha
+    ssum = 0.0
+    sv = 0.0
+    nan = False
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        nan |= pj != pj
+        if pj > 0:
+            w = _weight(pj, b)
+            ssum += w
+            sv += w * np.float64(v[j])
+    if nan or not ssum > 0:
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    c = sv / ssum
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        out[j] = _weight(pj, b) * (np.float64(v[j]) - c)
+
+
+@njit(**JIT)
+def _weight(pj, b):
+    """``pj^b`` for ``pj > 0``, else 0 (the argument made harmless, see power_or_zero)."""
+    on = pj > 0
+    pj = pj if on else 1.0
+    if not on:
+        return 0.0
+    if b == 0.5:
+        return math.sqrt(pj)
+    if b == 0.0:
+        return 1.0
+    return math.exp(b * math.log(pj))
+
+
+@njit(**JIT)
+def _term(w, L, q, a1, alpha):
+    """The loss term of one entry (module notes): ``w = x - v``, ``q`` the target."""
+    on = w > L
+    has_q = q != 0.0
+    # Only where q > 0: a logarithm per entry would dominate the loss for one-hot targets.
+    # (For alpha = 1.5, the gufuncs' case, it is sqrt(q) - 1: harmless at q = 0.)
+    e = q_power_m1(q, a1) if has_q else 0.0
+    if on:
+        y = w - L
+        u = w if L == -1.0 else y - 1.0  # y - 1, exact in the alpha <= 2 form
+        pv = power_or_zero(w, 1.0 / a1, L)
+        if not has_q:
+            return pv * y / alpha
+        return (q * (e - u) / a1 - y * (q - pv)) / alpha
+    if not has_q:
+        return 0.0  # no 0 * inf for a masked entry
+    # phi(q) plus the off-support term q (tau / (alpha - 1) - z) = q (L - w) / (alpha - 1)
+    return q * (1.0 + e) / (a1 * alpha) + q * (L - w) / a1
+
+
+@njit(**JIT)
+def loss_label(z, label, m, v, k, a1, scale, grad, want_grad):
+    """The loss for class ``label``; with ``want_grad``, ``grad = scale * (p - e_label)``."""
+    alpha = 1.0 + a1
+    L = offset(a1)
+    acc = 0.0
+    # Read-only pass first: grad may be z itself (in place).
+    for j in range(z.shape[0]):
+        w = a1 * (np.float64(z[j]) - m) - v
+        acc += _term(w, L, 1.0 if j == label else 0.0, a1, alpha)
+    if want_grad:
+        r = 1.0 / a1
+        for j in range(z.shape[0]):
+            w = a1 * (np.float64(z[j]) - m) - v
+            pj = power_or_zero(w, r, L)
+            grad[j] = (pj - 1.0 if j == label else pj) * scale
+    return acc
+
+
+@njit(**JIT)
+def loss_dist(z, q, m, v, k, a1, scale, grad, want_grad):
+    """The loss for target distribution ``q``; with ``want_grad``, ``grad = scale * (p - q)``."""
+    alpha = 1.0 + a1
+    L = offset(a1)
+    acc = 0.0
+    for j in range(z.shape[0]):
+        w = a1 * (np.float64(z[j]) - m) - v
+        acc += _term(w, L, np.float64(q[j]), a1, alpha)
+    if want_grad:
+        r = 1.0 / a1
+        for j in range(z.shape[0]):
+            w = a1 * (np.float64(z[j]) - m) - v
+            pj = power_or_zero(w, r, L)
+            grad[j] = (pj - np.float64(q[j])) * scale
+    return acc
