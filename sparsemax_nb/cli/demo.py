@@ -54,7 +54,7 @@ def main(args):
         return 0
     import numba
 
-    from sparsemax_nb.cli.bench import cpu as _bench
+    from sparsemax_nb.cli.bench import _timing as _bench
 
     x = rng.standard_normal((4096, 1000)).astype(np.float32)
     out = np.empty_like(x)

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from ...apps.attention import sparsemax_attention
-from .cpu import _median_ratio, _time_rounds
+from ._timing import _median_ratio, _time_rounds
 
 
 def _numpy_softmax_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,

@@ -23,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import timeit
 
 import numpy as np
+
+from ._timing import _REF_LABEL, _REFS, _fmt_ratio, _fmt_time, _median_ratio, _time_rounds  # noqa: F401
 
 # Case table: name, shape, dtype, inner loops per timing, peers?  One entry per size preset.
 # "full" is the figure set of the README; "quick" runs in well under a minute; "tiny" (hidden) is for
@@ -60,14 +61,6 @@ _GROWTH = {"full": (10, 22, 22), "quick": (10, 15, 17), "tiny": (6, 9, 12)}
 _SCALES = {"full": (0.1, 1.0, 3.0), "quick": (0.1, 1.0, 3.0), "tiny": (1.0,)}
 _REPEAT = {"full": 5, "quick": 3, "tiny": 2}
 _SECTIONS = ("cases", "growth", "compile", "entmax")
-_REFS = ("copyto", "softmax", "numpy_sparsemax", "entmax", "optax")
-_REF_LABEL = {
-    "copyto": "x copyto",
-    "softmax": "x softmax",
-    "numpy_sparsemax": "x np-spmax",
-    "entmax": "x entmax",
-    "optax": "x optax",
-}
 
 
 def add_arguments(parser):
@@ -198,31 +191,6 @@ def _progress(total, enabled):
 
 
 # ----------------------------------------------------------------------------- timing
-
-
-def _time_rounds(fns, number, repeat, on_round=None):
-    """Median-ready per-round times: ``{name: [seconds per call, ...]}``.
-
-    All ``fns`` run in every round, in an order that rotates by one each round, so a slow
-    spell of the (shared) machine lands on every kernel rather than on one.
-    """
-    names = list(fns)
-    times = {n: [] for n in names}
-    for r in range(repeat):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            t = timeit.Timer(fns[name]).timeit(number)
-            times[name].append(t / number)
-        if on_round is not None:
-            on_round()
-    return times
-
-
-def _median_ratio(a, b):
-    """Median over rounds of ``a[i] / b[i]`` (same-round pairs cancel the load drift)."""
-    if a is None or b is None:
-        return None
-    return float(np.median(np.asarray(a) / np.asarray(b)))
 
 
 # ----------------------------------------------------------------------------- peers
@@ -479,18 +447,6 @@ def _run_compile(repeat, prog):
 
 
 # ----------------------------------------------------------------------------- reporting
-
-
-def _fmt_time(t):
-    if t is None:
-        return "-"
-    for unit, f in (("s", 1.0), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
-        if t * f >= 1.0 or unit == "ns":
-            return f"{t * f:7.3g} {unit:<2}"
-
-
-def _fmt_ratio(r):
-    return "-" if r is None else f"{r:.3g}"
 
 
 def _cpu_model():

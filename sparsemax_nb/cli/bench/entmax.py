@@ -119,8 +119,8 @@ def _reference(x, alpha):
 
 def run(preset, repeat, seed, prog, threads):
     """Time the section; returns rows with the keys of the sparsemax cases' rows."""
-    from sparsemax_nb.cli.bench.cpu import _REFS as _SPARSEMAX_REFS
-    from sparsemax_nb.cli.bench.cpu import _median_ratio, _time_rounds
+    from sparsemax_nb.cli.bench._timing import _REFS as _SPARSEMAX_REFS
+    from sparsemax_nb.cli.bench._timing import _median_ratio, _time_rounds
 
     peers = _peers(threads)
     rows = []
@@ -149,7 +149,7 @@ def run(preset, repeat, seed, prog, threads):
 
 def print_rows(rows):
     """The section's table."""
-    from sparsemax_nb.cli.bench.cpu import _fmt_ratio, _fmt_time
+    from sparsemax_nb.cli.bench._timing import _fmt_ratio, _fmt_time
 
     refs = [r for r in _REFS if any(row[f"ratio_{r}"] is not None for row in rows)]
     groups = {}
