@@ -415,10 +415,10 @@ def _print_sweep(rows):
         vals = {row["K"]: row[key] for row in rows if row["kernel"] == kernel and row["s"] == s}
         print(f"  {label:<34}" + "".join(fmt(vals.get(K)) for K in Ks))
 
-    print(f"  {'K':<34}" + "".join(f"{K:>8}" for K in Ks))
+    print(f"  {'K':<34}" + "".join(f"{K:>9}" for K in Ks))
 
     def r(v):
-        return f"{'-':>8}" if v is None else f"{v:8.3g}"
+        return f"{'-':>9}" if v is None else f"{v:9.3g}"
 
     for s in _SWEEP_SCALES:
         line(f"x copyto, s={s}", "sparsemax", s, "ratio_copyto", r)
