@@ -182,29 +182,53 @@ def _partition3(a, lo, hi, v):
 def _kth_largest(a, lo, hi, k):
     """Value of the ``k``-th largest (0-based) of ``a[lo:hi]``, reordering it in place.
 
-    Median-of-medians pivots (groups of five): O(hi - lo) in the worst case.
+    Median-of-medians pivots (groups of five): O(hi - lo) in the worst case. The search
+    for the median of the medians is the algorithm's recursion; it runs on an explicit
+    stack of ``(lo, hi, k)`` frames (depth ``log_5 n``), because Numba's type inference of
+    a recursive function took about 1.9 s of a 8.3 s cold first call (asv_bench/NOTES.md).
     """
+    stack = np.empty((64, 3), np.int64)
+    depth = 0
     while True:
         n = hi - lo
-        if n <= 16:
-            _insertion_sort(a, lo, hi)
-            return a[hi - 1 - k]
-        ng = n // 5
-        for g in range(ng):
-            b = lo + 5 * g
-            _insertion_sort(a, b, b + 5)
-            x = a[b + 2]
-            a[b + 2] = a[lo + g]
-            a[lo + g] = x
-        v = _kth_largest(a, lo, lo + ng, ng // 2)
-        n_gt, n_eq, _ = _partition3(a, lo, hi, v)
-        if k < n_gt:
-            hi = lo + n_gt
-        elif k < n_gt + n_eq:
+        if n > 16:
+            ng = n // 5
+            for g in range(ng):
+                b = lo + 5 * g
+                _insertion_sort(a, b, b + 5)
+                x = a[b + 2]
+                a[b + 2] = a[lo + g]
+                a[lo + g] = x
+            # descend: the median of the medians a[lo:lo + ng] first
+            stack[depth, 0] = lo
+            stack[depth, 1] = hi
+            stack[depth, 2] = k
+            depth += 1
+            hi = lo + ng
+            k = ng // 2
+            continue
+        _insertion_sort(a, lo, hi)
+        v = a[hi - 1 - k]
+        # v answers the current frame: resume the frames waiting for their pivot
+        resumed = False
+        while depth > 0:
+            depth -= 1
+            lo = stack[depth, 0]
+            hi = stack[depth, 1]
+            k = stack[depth, 2]
+            n_gt, n_eq, _ = _partition3(a, lo, hi, v)
+            if k < n_gt:
+                hi = lo + n_gt
+                resumed = True
+                break
+            if k >= n_gt + n_eq:
+                k -= n_gt + n_eq
+                lo += n_gt + n_eq
+                resumed = True
+                break
+            # k falls among the entries equal to v: this frame's answer is v as well
+        if not resumed:
             return v
-        else:
-            k -= n_gt + n_eq
-            lo += n_gt + n_eq
 
 
 @njit(**JIT)
@@ -218,10 +242,12 @@ def _support_pivot(a, n):
     range shrinks to at most 3/4 per step; after a worse step the next pivot is the exact
     median (median of medians), so the range at least halves every two steps.
     """
-    lo = 0
+    # Not ``lo = 0``: a literal start made Numba compile the callees once more for
+    # ``Literal[int](0)`` arguments while it inferred the loop's types.
+    lo = n - n
     hi = n
     s = 0.0
-    k = 0
+    k = n - n
     exact = False
     while hi > lo:
         size = hi - lo
@@ -262,7 +288,7 @@ def tau_select(buf, n):
     budget = 4 * n + 64
     while True:
         tau = (s - 1.0) / k
-        j = 0
+        j = k - k  # not a literal 0: see _support_pivot
         s2 = 0.0
         for i in range(k):
             x = buf[i]
