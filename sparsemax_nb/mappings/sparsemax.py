@@ -308,6 +308,32 @@ def tau_select(buf, n):
 
 # Full passes Newton may make before the rest of a row goes to the linear-time finish.
 NEWTON_PASSES = 12
+# Rows at least this long start Newton from a guess of tau made on every SAMPLE_STEP-th
+# entry (_tau_estimate).
+SAMPLE_FROM = 256
+SAMPLE_STEP = 16
+
+
+@njit(**JIT)
+def _tau_estimate(z, m, buf):
+    """A guess of tau (shifted) from every ``SAMPLE_STEP``-th entry of the row.
+
+    The sample's threshold for a mass of ``2 / SAMPLE_STEP`` (twice its share, so the
+    guess tends to fall left of tau, where Newton's rise starts) is the threshold of the
+    sample scaled by ``SAMPLE_STEP / 2`` for a mass of 1, which :func:`tau_select` finds in
+    O(K / SAMPLE_STEP). Entries with ``d <= -1`` cannot be in any support and are left out.
+    Only a starting point: the caller checks on which side of tau it fell.
+    """
+    scale = SAMPLE_STEP / 2.0
+    n = 0
+    for i in range(0, z.shape[0], SAMPLE_STEP):
+        d = np.float64(z[i]) - m
+        buf[n] = d * scale
+        n += d > -1.0
+    if n == 0:
+        return -1.0
+    ts, _ = tau_select(buf, n)
+    return max(ts / scale, -1.0)
 
 
 @njit(**JIT)
@@ -325,9 +351,23 @@ def _tau_newton(z, m, buf):
     and :func:`tau_select` finishes on them, O(K) in the worst case.
     """
     mw = cast_like(m, z)  # exact: m is one of the row's entries
-    t = cast_like(-1.0, z)
     K = z.shape[0]
-    s, k = sum_above(z, mw, t)
+    t = cast_like(-1.0, z)
+    if K >= SAMPLE_FROM:
+        # Start near tau (dense rows took ~8 passes from -1). Newton's step is
+        # t' = (s - 1) / k from either side; from the right of tau (f(t) < 0) it lands
+        # left of it, since f is convex and -k is a subgradient, and the rise from the left
+        # below needs a start there.
+        t = cast_like(_tau_estimate(z, m, buf), z)
+        s, k = sum_above(z, mw, t)
+        if k == 0:
+            t = cast_like(-1.0, z)
+            s, k = sum_above(z, mw, t)
+        elif s - k * np.float64(t) - 1.0 < 0.0:
+            t = cast_like((s - 1.0) / k, z)
+            s, k = sum_above(z, mw, t)
+    else:
+        s, k = sum_above(z, mw, t)
     for _ in range(NEWTON_PASSES):
         if 8 * k <= K:
             break  # few candidates left: finish on them
