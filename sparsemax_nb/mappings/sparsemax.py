@@ -328,7 +328,8 @@ def _tau_estimate(z, m, buf):
     n = 0
     for i in range(0, z.shape[0], SAMPLE_STEP):
         d = np.float64(z[i]) - m
-        buf[n] = d * scale
+        # clamped: no overflow on -1e308-sized entries, which are not kept anyway
+        buf[n] = max(d, -1.0) * scale
         n += d > -1.0
     if n == 0:
         return -1.0
