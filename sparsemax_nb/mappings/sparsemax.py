@@ -354,21 +354,23 @@ def _tau_newton(z, m, buf):
     mw = cast_like(m, z)  # exact: m is one of the row's entries
     K = z.shape[0]
     t = cast_like(-1.0, z)
-    if K >= SAMPLE_FROM:
-        # Start near tau (dense rows took ~8 passes from -1). Newton's step is
-        # t' = (s - 1) / k from either side; from the right of tau (f(t) < 0) it lands
-        # left of it, since f is convex and -k is a subgradient, and the rise from the left
-        # below needs a start there.
-        t = cast_like(_tau_estimate(z, m, buf), z)
-        s, k = sum_above(z, mw, t)
-        if k == 0:
-            t = cast_like(-1.0, z)
-            s, k = sum_above(z, mw, t)
-        elif s - k * np.float64(t) - 1.0 < 0.0:
-            t = cast_like((s - 1.0) / k, z)
-            s, k = sum_above(z, mw, t)
-    else:
-        s, k = sum_above(z, mw, t)
+    s, k = sum_above(z, mw, t)
+    if K >= SAMPLE_FROM and 8 * k > K:
+        # A dense row (sparse ones go straight to the finish below): jump near tau
+        # instead of ~8 passes up from -1. Newton's step is t' = (s - 1) / k from either
+        # side; from the right of tau (f(t) < 0) it lands left of it, since f is convex
+        # and -k is a subgradient, and the rise below needs a start on the left.
+        te = cast_like(_tau_estimate(z, m, buf), z)
+        if te > t:
+            se, ke = sum_above(z, mw, te)
+            if ke > 0:
+                if se - ke * np.float64(te) - 1.0 < 0.0:
+                    te = cast_like((se - 1.0) / ke, z)
+                    if te > t:
+                        se, ke = sum_above(z, mw, te)
+                        t, s, k = te, se, ke
+                else:
+                    t, s, k = te, se, ke
     for _ in range(NEWTON_PASSES):
         if 8 * k <= K:
             break  # few candidates left: finish on them

@@ -599,7 +599,8 @@ def _run_compile(repeat, prog):
     env = dict(os.environ)
     env.pop("NUMBA_DISABLE_JIT", None)
     # the package's directory on the path, whether it is installed or run from a checkout
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # (this file is sparsemax_nb/cli/bench/cpu.py: four levels up is the package's parent)
+    pkg_root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 3))
     env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
     results = {"cold": [], "warm": []}
     for _ in range(repeat):
