@@ -463,24 +463,15 @@ def _block_tau(z, r0, nb, x, st):
         bad = (st[3, l] != 0.0) | (st[0, l] == -np.inf)
         st[3, l] = 1.0 if bad else 0.0
         st[0, l] = 0.0 if bad else st[0, l]
+        st[4, l] = -1.0
+        st[5, l] = K + 1.0
         st[2, l] = -1.0
         st[1, l] = 0.0
-        st[6, l] = 0.0
-        st[7, l] = 0.0
-    # d = x - m, and with it the first pass of _tau_short (t = -1): same sums, same order
     for i in range(K):
         o = i * B
         for l in range(B):
-            v = 0.0 if st[3, l] != 0.0 else x[o + l] - st[0, l]
-            x[o + l] = v
-            keep = v > -1.0
-            st[6, l] += v if keep else 0.0
-            st[7, l] += 1.0 if keep else 0.0
-    for l in range(B):
-        # that pass's step (the count is at most K, below the start of K + 1)
-        st[4, l] = (st[6, l] - 1.0) / st[7, l]
-        st[5, l] = st[7, l]
-    for _ in range(K):
+            x[o + l] = 0.0 if st[3, l] != 0.0 else x[o + l] - st[0, l]
+    for _ in range(K + 1):
         for l in range(B):
             st[6, l] = 0.0
             st[7, l] = 0.0
