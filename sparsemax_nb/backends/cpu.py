@@ -164,7 +164,7 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any], short: bool = False,
         bk = np.empty(nblk, np.int64)
         for r in range(n):
             row = z[r]
-            if method == C.SORT:
+            if sort and method == C.SORT:  # the non-sort build compiles no sort
                 m, tau, k = mp.threshold(row, buf, method, 0.0)
             else:
                 for b in loop(nblk):
