@@ -15,6 +15,14 @@ variables; both pickle by reference, so Numba keys every (mapping, build) pair a
 its on-disk cache and finds it again in the next process. ``nchunk`` splits the rows;
 each chunk owns one scratch buffer, so nothing is allocated per row. ``theta`` holds the
 mapping's parameter, one value for all rows or one per row.
+
+Each driver exists in builds that differ by constant closure variables, so that Numba
+compiles only what a call runs: ``short`` (rows of at most the mapping's ``SMALL_K``
+entries, through its block path) and ``sort`` (only the build for ``method="sort"``
+contains the sort). Optional mapping hooks used when present: ``threshold_select(z, buf,
+theta)`` (the threshold for the other methods, same bits as ``threshold``) and
+``small_loss_labels(z, y, ignore, scale, loss, grad, want_grad, lo, hi, theta)`` (the loss
+with labels over a range of short rows).
 """
 
 from __future__ import annotations
