@@ -9,6 +9,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 
 from sparsemax_nb.cli.bench import cpu as _bench
@@ -44,7 +45,7 @@ def test_json_rows(tiny_run):
         assert key in meta
     assert meta["numba_threads"] >= 1
     assert rows and all(ROW_KEYS <= set(row) for row in rows)
-    cases = [r for r in rows if r["case"] not in ("growth", "compile")
+    cases = [r for r in rows if r["case"] not in ("growth", "compile", "sweep", "loss")
              and not r["case"].startswith("entmax")]
     assert {r["case"] for r in cases} >= {"large batch", "huge row", "tiny rows", "small call", "peers"}
     for case in {r["case"] for r in cases}:
@@ -75,12 +76,39 @@ def test_json_growth_and_compile(tiny_run):
     assert all(r["median_s"] > 0 for r in comp)
 
 
+def test_json_sweep_and_loss(tiny_run):
+    _, _, data = tiny_run
+    sweep = [r for r in data["rows"] if r["case"] == "sweep"]
+    Ks = {r["K"] for r in sweep}
+    assert min(Ks) == 2 and len(Ks) >= 3
+    for K in Ks:
+        for s in (1.0, 0.1):
+            got = {r["kernel"] for r in sweep if r["K"] == K and r["s"] == s}
+            assert got == {"sparsemax", "sparsemax (alloc)", "copyto", "softmax"}, (K, s)
+    for r in sweep:
+        assert r["dtype"] == "float32" and r["shape"][1] == r["K"]
+        assert r["ns_per_row"] > 0 and r["ratio_copyto"] > 0 and r["ratio_softmax"] > 0
+    loss = [r for r in data["rows"] if r["case"] == "loss"]
+    assert {tuple(r["shape"]) for r in loss} and all(r["ratio_softmax_xent"] > 0 for r in loss)
+    assert {"sparsemax_loss_and_grad", "copyto", "softmax_xent_and_grad"} <= {r["kernel"] for r in loss}
+
+
+def test_softmax_xent_reference():
+    z = np.random.default_rng(0).standard_normal((5, 7))
+    y = np.array([0, 3, 6, 2, 2])
+    loss, grad = _bench._softmax_xent_and_grad(z, y)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert loss == pytest.approx(-np.log(p[np.arange(5), y]).mean())
+    np.testing.assert_allclose(grad, (p - np.eye(7)[y]) / 5, atol=1e-15)
+
+
 def test_printed_report(tiny_run):
     out, _, _ = tiny_run
     assert "Numba threads:" in out and "threading layer:" in out
     assert "NumPy" in out and "Numba" in out and "CPU:" in out
     assert "x copyto" in out and "x np-spmax" in out
     assert "max/min" in out
+    assert "sweep:" in out and "ns per row" in out and "x softmax-xent" in out
     assert "cold" in out and "warm" in out
 
 

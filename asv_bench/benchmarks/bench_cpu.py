@@ -35,6 +35,9 @@ if TINY:
         "small_call": (1, 10),
     }
     GROWTH_K = [2**6, 2**9]
+    SWEEP_K = [2, 16, 128]
+    SWEEP_ELEMENTS = 2**12
+    LOSS_SHAPES = [(64, 256), (1024, 16)]
 else:
     FAMILIES = {
         "batch": (1024, 1024),
@@ -43,6 +46,9 @@ else:
         "small_call": (1, 10),
     }
     GROWTH_K = [2**10, 2**14, 2**18]
+    SWEEP_K = [2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 65536]
+    SWEEP_ELEMENTS = 2**22
+    LOSS_SHAPES = [(16384, 1024), (2**20, 16)]
 
 METHODS = ["sort", "select", "auto"]
 DTYPES = ["float32", "float64"]
@@ -208,6 +214,73 @@ class PeakMemory:
         self._call(function, self.out)
 
 
+class RowSweep:
+    """The row-length sweep of ``sparsemax-nb bench``: float32 ``(SWEEP_ELEMENTS / K, K)``
+    at two scales (1: sparse supports, 0.1: dense), with the references in the same class
+    (``copyto``: the memory floor; NumPy's softmax) so that ratios come from one run."""
+
+    params = [SWEEP_K, [1.0, 0.1]]
+    param_names = ["K", "scale"]
+
+    def setup(self, K, scale):
+        rng = np.random.default_rng(0)
+        self.z = rng.standard_normal((max(1, SWEEP_ELEMENTS // K), K), dtype=np.float32)
+        self.z *= np.float32(scale)
+        self.out = np.empty_like(self.z)
+        sm.sparsemax(self.z, out=self.out)
+
+    def time_out(self, K, scale):
+        sm.sparsemax(self.z, out=self.out)
+
+    def time_alloc(self, K, scale):
+        sm.sparsemax(self.z)
+
+    def time_ref_copyto(self, K, scale):
+        np.copyto(self.out, self.z)
+
+    def time_ref_softmax(self, K, scale):
+        e = np.exp(self.z - np.max(self.z, axis=-1, keepdims=True))
+        e /= np.sum(e, axis=-1, keepdims=True)
+
+
+class LossLabelsGoal:
+    """``sparsemax_loss_and_grad`` with labels (mean) on the shapes of the speed goals,
+    against copyto and NumPy's softmax cross-entropy with its gradient."""
+
+    params = [[f"{a}x{b}" for a, b in LOSS_SHAPES]]
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        n, K = (int(v) for v in shape.split("x"))
+        rng = np.random.default_rng(0)
+        self.z = rng.standard_normal((n, K), dtype=np.float32)
+        self.y = rng.integers(0, K, size=n)
+        self.out = np.empty_like(self.z)
+        sm.sparsemax_loss_and_grad(self.z, self.y, reduction="mean")
+        sm.sparsemax_loss_grad(self.z, self.y, reduction="mean", out=self.out)
+
+    def time_loss_and_grad(self, shape):
+        sm.sparsemax_loss_and_grad(self.z, self.y, reduction="mean")
+
+    def time_loss_grad_out(self, shape):
+        sm.sparsemax_loss_grad(self.z, self.y, reduction="mean", out=self.out)
+
+    def time_ref_copyto(self, shape):
+        np.copyto(self.out, self.z)
+
+    def time_ref_softmax_xent_and_grad(self, shape):
+        z = self.z
+        n = z.shape[0]
+        m = np.max(z, axis=-1, keepdims=True)
+        e = np.exp(z - m)
+        s = np.sum(e, axis=-1, keepdims=True)
+        idx = np.arange(n)
+        np.mean(np.log(s[:, 0]) - (z[idx, self.y] - m[:, 0]))
+        e /= s
+        e[idx, self.y] -= 1
+        e /= n
+
+
 def _growth_row(kind, K, rng):
     if kind == "random":
         return rng.standard_normal(K)
@@ -249,16 +322,24 @@ _COMPILE_SCRIPT = (
 )
 
 
-def _import_and_first_call(cache_dir):
-    """Seconds for ``import sparsemax_nb`` plus one float64 ``sparsemax`` call, measured
-    inside a fresh interpreter whose Numba cache is ``cache_dir``."""
+# The compile goal's case: the first call on a (4096, 1000) float32 array, timed alone.
+_GOAL_SCRIPT = (
+    "import time; import numpy as np; import sparsemax_nb; "
+    "z = np.random.default_rng(0).standard_normal((4096, 1000), dtype=np.float32); "
+    "t0 = time.perf_counter(); sparsemax_nb.sparsemax(z); print(time.perf_counter() - t0)"
+)
+
+
+def _import_and_first_call(cache_dir, script=_COMPILE_SCRIPT):
+    """Seconds printed by ``script`` (by default ``import sparsemax_nb`` plus one float64
+    ``sparsemax`` call) in a fresh interpreter whose Numba cache is ``cache_dir``."""
     env = dict(os.environ)
     env["NUMBA_CACHE_DIR"] = cache_dir
     env.pop("NUMBA_DISABLE_JIT", None)
     root = os.path.dirname(os.path.dirname(os.path.abspath(sm.__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run(
-        [sys.executable, "-c", _COMPILE_SCRIPT], env=env, capture_output=True, text=True,
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True,
         check=True,
     )
     return float(r.stdout.split()[-1])
@@ -295,3 +376,28 @@ class Compile:
 
 
 _TINY_WARM_CACHE = []
+
+
+class CompileGoal:
+    """First call of ``sparsemax`` on a (4096, 1000) float32 array in a fresh interpreter
+    (seconds, import excluded): cold (empty Numba cache) and warm (cache filled by a
+    previous process)."""
+
+    timeout = 600
+
+    def setup(self):
+        if TINY:  # two more cold compiles are too slow for the test suite; Compile runs
+            raise NotImplementedError("CompileGoal is skipped at the tiny sizes")
+
+    def track_first_call_cold(self):
+        with tempfile.TemporaryDirectory(prefix="sparsemax-nb-asv-") as cache:
+            return _import_and_first_call(cache, _GOAL_SCRIPT)
+
+    track_first_call_cold.unit = "seconds"
+
+    def track_first_call_warm(self):
+        with tempfile.TemporaryDirectory(prefix="sparsemax-nb-asv-") as cache:
+            _import_and_first_call(cache, _GOAL_SCRIPT)
+            return _import_and_first_call(cache, _GOAL_SCRIPT)
+
+    track_first_call_warm.unit = "seconds"

@@ -15,6 +15,14 @@ variables; both pickle by reference, so Numba keys every (mapping, build) pair a
 its on-disk cache and finds it again in the next process. ``nchunk`` splits the rows;
 each chunk owns one scratch buffer, so nothing is allocated per row. ``theta`` holds the
 mapping's parameter, one value for all rows or one per row.
+
+Each driver exists in builds that differ by constant closure variables, so that Numba
+compiles only what a call runs: ``short`` (rows of at most the mapping's ``SMALL_K``
+entries, through its block path) and ``sort`` (only the build for ``method="sort"``
+contains the sort). Optional mapping hooks used when present: ``threshold_select(z, buf,
+theta)`` (the threshold for the other methods, same bits as ``threshold``) and
+``small_loss_labels(z, y, ignore, scale, loss, grad, want_grad, lo, hi, theta)`` (the loss
+with labels over a range of short rows).
 """
 
 from __future__ import annotations
@@ -40,41 +48,59 @@ def stream_error() -> TypeError:
     return C.no_stream_error()
 
 
-def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
+def _make_drivers(mp: ModuleType, loop: Callable[..., Any], short: bool = False,
+                  sort: bool = True) -> dict[str, Callable[..., Any]]:
+    # ``short``: the build of forward, threshold and loss_labels for arrays of rows of at
+    # most SMALL_K entries (the mapping's short-row path); otherwise the row-by-row build,
+    # valid for any K. A constant closure variable, so Numba prunes the branch not taken
+    # and compiles only the path a call needs (compile time: asv_bench/NOTES.md).
+    # Optional hook of a mapping with a short-row path: ``small_loss_labels(z, y, ignore,
+    # scale, loss, grad, want_grad, lo, hi, theta)``, the loss with labels over rows lo:hi
+    # (its rows' losses bitwise those of ``loss_label``); without it the short build of
+    # loss_labels is the row-by-row one.
+    small_loss = short and getattr(mp, "small_loss_labels", None) is not None
+    # ``sort``: the build that may meet method="sort". Without it, a mapping's optional
+    # ``threshold_select(z, buf, theta)`` (``threshold`` for the other methods, the same
+    # bits) is called, so the sort is not compiled for calls that never use it.
+    sel = not sort and getattr(mp, "threshold_select", None) is not None
 
     def _forward_rows(z, p, method, theta, nchunk):
         n, K = z.shape
         nth = theta.shape[0]
-        small = K <= mp.SMALL_K
         dummy_tau = np.empty(0, np.float64)
         dummy_k = np.empty(0, np.int64)
         for c in loop(nchunk):
             buf = np.empty(mp.SCRATCH * K, np.float64)
             lo = c * n // nchunk
             hi = (c + 1) * n // nchunk
-            if small:
+            if short:
                 mp.small_rows(z, p, dummy_tau, dummy_k, lo, hi, buf, True, theta[0])
                 continue
             for r in range(lo, hi):
                 th = theta[0] if nth == 1 else theta[r]
-                m, tau, k = mp.threshold(z[r], buf, method, th)
+                if sel:
+                    m, tau, k = mp.threshold_select(z[r], buf, th)
+                else:
+                    m, tau, k = mp.threshold(z[r], buf, method, th)
                 mp.write(z[r], p[r], m, tau, k, th)
 
     def _threshold_rows(z, tau_out, k_out, method, theta, nchunk):
         n, K = z.shape
         nth = theta.shape[0]
-        small = K <= mp.SMALL_K
         dummy_p = np.empty((0, 0), z.dtype)
         for c in loop(nchunk):
             buf = np.empty(mp.SCRATCH * K, np.float64)
             lo = c * n // nchunk
             hi = (c + 1) * n // nchunk
-            if small:
+            if short:
                 mp.small_rows(z, dummy_p, tau_out, k_out, lo, hi, buf, False, theta[0])
                 continue
             for r in range(lo, hi):
                 th = theta[0] if nth == 1 else theta[r]
-                m, tau, k = mp.threshold(z[r], buf, method, th)
+                if sel:
+                    m, tau, k = mp.threshold_select(z[r], buf, th)
+                else:
+                    m, tau, k = mp.threshold(z[r], buf, method, th)
                 tau_out[r] = mp.tau_of(m, tau, th)
                 k_out[r] = k
 
@@ -90,6 +116,10 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callabl
         n, K = z.shape
         nth = theta.shape[0]
         for c in loop(nchunk):
+            if small_loss:
+                mp.small_loss_labels(z, y, ignore, scale, loss, grad, want_grad,
+                                     c * n // nchunk, (c + 1) * n // nchunk, theta[0])
+                continue
             buf = np.empty(mp.SCRATCH * K, np.float64)
             for r in range(c * n // nchunk, (c + 1) * n // nchunk):
                 if y[r] == ignore:
@@ -99,7 +129,10 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callabl
                             grad[r, j] = 0.0
                     continue
                 th = theta[0] if nth == 1 else theta[r]
-                m, tau, k = mp.threshold(z[r], buf, method, th)
+                if sel:
+                    m, tau, k = mp.threshold_select(z[r], buf, th)
+                else:
+                    m, tau, k = mp.threshold(z[r], buf, method, th)
                 if k == 0:
                     loss[r] = np.nan
                     if want_grad:
@@ -115,7 +148,10 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callabl
             buf = np.empty(mp.SCRATCH * K, np.float64)
             for r in range(c * n // nchunk, (c + 1) * n // nchunk):
                 th = theta[0] if nth == 1 else theta[r]
-                m, tau, k = mp.threshold(z[r], buf, method, th)
+                if sel:
+                    m, tau, k = mp.threshold_select(z[r], buf, th)
+                else:
+                    m, tau, k = mp.threshold(z[r], buf, method, th)
                 if k == 0:
                     loss[r] = np.nan
                     if want_grad:
@@ -137,7 +173,7 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callabl
         bk = np.empty(nblk, np.int64)
         for r in range(n):
             row = z[r]
-            if method == C.SORT:
+            if sort and method == C.SORT:  # the non-sort build compiles no sort
                 m, tau, k = mp.threshold(row, buf, method, 0.0)
             else:
                 for b in loop(nblk):
@@ -208,36 +244,42 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any]) -> dict[str, Callabl
     }
 
 
-_SOURCES: dict[tuple[str, bool], dict[str, Callable[..., Any]]] = {}
-_BUILT: dict[tuple[str, str, bool], Any] = {}
+_SOURCES: dict[tuple[str, bool, bool, bool], dict[str, Callable[..., Any]]] = {}
+_BUILT: dict[tuple[str, str, bool, bool, bool], Any] = {}
+# The drivers that have a short-row build.
+_SHORT = ("forward", "threshold", "loss_labels")
 
 
-def get(mapping: str, name: str, parallel: bool) -> Any:
-    """The compiled driver ``name`` of ``mapping`` (parallel or serial build).
+def get(mapping: str, name: str, parallel: bool, short: bool = False,
+        sort: bool = True) -> Any:
+    """The compiled driver ``name`` of ``mapping`` (parallel or serial build; with
+    ``short``, the build for rows of at most the mapping's ``SMALL_K`` entries; without
+    ``sort``, a build that only takes the other methods).
 
     Compiled lazily on first use for the dtypes it meets, and cached on disk by Numba.
     """
-    key = (mapping, name, parallel)
+    short = short and name in _SHORT
+    key = (mapping, name, parallel, short, sort)
     fn = _BUILT.get(key)
     if fn is None:
-        src = _SOURCES.get((mapping, parallel))
+        src = _SOURCES.get((mapping, parallel, short, sort))
         if src is None:
-            src = _make_drivers(mappings.get(mapping), prange if parallel else range)
-            _SOURCES[(mapping, parallel)] = src
+            src = _make_drivers(mappings.get(mapping), prange if parallel else range, short,
+                                sort)
+            _SOURCES[(mapping, parallel, short, sort)] = src
         fn = njit(parallel=parallel, **JIT)(src[name])
         _BUILT[key] = fn
     return fn
 
 
-_RUNNERS: dict[str, tuple[Callable[[str, bool], Any], bool]] = {}
-
-
-def _run(mapping: str, name: str, rows: int, size: int, *args: Any) -> Any:
-    runner = _RUNNERS.get(mapping)
-    if runner is None:
-        runner = _RUNNERS[mapping] = (
-            lambda n, par: get(mapping, n, par), bool(mappings.get(mapping).BIG_ROWS))
-    return _threads.run(runner[0], name, rows, size, *args, big_rows=runner[1])
+def _run(mapping: str, name: str, rows: int, size: int, method: int, *args: Any) -> Any:
+    """Run driver ``name``; ``method`` is the driver's method argument (a concrete code
+    from pick_method, or -1 for a driver without one), used to pick the build."""
+    mp = mappings.get(mapping)
+    short = size // max(rows, 1) <= mp.SMALL_K
+    sort = method == C.SORT
+    return _threads.run(lambda n, par: get(mapping, n, par, short, sort), name, rows, size,
+                        *args, big_rows=mp.BIG_ROWS)
 
 
 # --------------------------------------------------------------------------- operations
@@ -264,8 +306,8 @@ def forward(mapping: str, z: np.ndarray, ax: int, out: Any, code: int, theta: np
     o = Output(out, z.shape, dt, ax, (z2,))
     n, K = z2.shape
     if z2.size:
-        _run(mapping, "forward", n, z2.size, z2, o.rows, C.pick_method(code, K),
-             _theta_rows(theta, n))
+        m = C.pick_method(code, K)
+        _run(mapping, "forward", n, z2.size, m, z2, o.rows, m, _theta_rows(theta, n))
     return o.finish()
 
 
@@ -276,8 +318,8 @@ def threshold(mapping: str, z: np.ndarray, ax: int, code: int, theta: np.ndarray
     tau = np.full(n, np.nan, dt)
     k = np.zeros(n, np.int64)
     if z2.size:
-        _run(mapping, "threshold", n, z2.size, z2, tau, k, C.pick_method(code, K),
-             _theta_rows(theta, n))
+        m = C.pick_method(code, K)
+        _run(mapping, "threshold", n, z2.size, m, z2, tau, k, m, _theta_rows(theta, n))
     batch = batch_shape(z.shape, ax)
     return tau.reshape(batch), k.reshape(batch)
 
@@ -289,7 +331,7 @@ def jvp(mapping: str, p: np.ndarray, v: np.ndarray, ax: int, out: Any, theta: np
     o = Output(out, v.shape, dt, ax, (p2, v2))
     n, K = v2.shape
     if v2.size:
-        _run(mapping, "jvp", n, v2.size, p2, v2, o.rows, _theta_rows(theta, n))
+        _run(mapping, "jvp", n, v2.size, -1, p2, v2, o.rows, _theta_rows(theta, n))
     return o.finish()
 
 
@@ -325,16 +367,17 @@ def loss(mapping: str, z: np.ndarray, target: np.ndarray, kind: str, ax: int,
         o = Output(out, z.shape, dt, ax, rows_in, "out")
         grad_rows = o.rows
     else:
-        grad_rows = np.empty((0, 0), dt)
+        # (n, 0): the drivers may take row r of it (zero length) when no gradient is wanted
+        grad_rows = np.empty((n, 0), dt)
     per_row = np.empty(n, dt)
     m = C.pick_method(code, K)
     th = _theta_rows(theta, n)
     if n:
         if kind == "labels":
-            _run(mapping, "loss_labels", n, z2.size, z2, labels, ignore, scale, per_row,
+            _run(mapping, "loss_labels", n, z2.size, m, z2, labels, ignore, scale, per_row,
                  grad_rows, want_grad, m, th)
         else:
-            _run(mapping, "loss_dist", n, z2.size, z2, q2, scale, per_row, grad_rows,
+            _run(mapping, "loss_dist", n, z2.size, m, z2, q2, scale, per_row, grad_rows,
                  want_grad, m, th)
     if reduction == "none":
         loss_out: Any = per_row.reshape(batch)

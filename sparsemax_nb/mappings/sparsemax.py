@@ -182,29 +182,53 @@ def _partition3(a, lo, hi, v):
 def _kth_largest(a, lo, hi, k):
     """Value of the ``k``-th largest (0-based) of ``a[lo:hi]``, reordering it in place.
 
-    Median-of-medians pivots (groups of five): O(hi - lo) in the worst case.
+    Median-of-medians pivots (groups of five): O(hi - lo) in the worst case. The search
+    for the median of the medians is the algorithm's recursion; it runs on an explicit
+    stack of ``(lo, hi, k)`` frames (depth ``log_5 n``), because Numba's type inference of
+    a recursive function took about 1.9 s of a 8.3 s cold first call (asv_bench/NOTES.md).
     """
+    stack = np.empty((64, 3), np.int64)
+    depth = 0
     while True:
         n = hi - lo
-        if n <= 16:
-            _insertion_sort(a, lo, hi)
-            return a[hi - 1 - k]
-        ng = n // 5
-        for g in range(ng):
-            b = lo + 5 * g
-            _insertion_sort(a, b, b + 5)
-            x = a[b + 2]
-            a[b + 2] = a[lo + g]
-            a[lo + g] = x
-        v = _kth_largest(a, lo, lo + ng, ng // 2)
-        n_gt, n_eq, _ = _partition3(a, lo, hi, v)
-        if k < n_gt:
-            hi = lo + n_gt
-        elif k < n_gt + n_eq:
+        if n > 16:
+            ng = n // 5
+            for g in range(ng):
+                b = lo + 5 * g
+                _insertion_sort(a, b, b + 5)
+                x = a[b + 2]
+                a[b + 2] = a[lo + g]
+                a[lo + g] = x
+            # descend: the median of the medians a[lo:lo + ng] first
+            stack[depth, 0] = lo
+            stack[depth, 1] = hi
+            stack[depth, 2] = k
+            depth += 1
+            hi = lo + ng
+            k = ng // 2
+            continue
+        _insertion_sort(a, lo, hi)
+        v = a[hi - 1 - k]
+        # v answers the current frame: resume the frames waiting for their pivot
+        resumed = False
+        while depth > 0:
+            depth -= 1
+            lo = stack[depth, 0]
+            hi = stack[depth, 1]
+            k = stack[depth, 2]
+            n_gt, n_eq, _ = _partition3(a, lo, hi, v)
+            if k < n_gt:
+                hi = lo + n_gt
+                resumed = True
+                break
+            if k >= n_gt + n_eq:
+                k -= n_gt + n_eq
+                lo += n_gt + n_eq
+                resumed = True
+                break
+            # k falls among the entries equal to v: this frame's answer is v as well
+        if not resumed:
             return v
-        else:
-            k -= n_gt + n_eq
-            lo += n_gt + n_eq
 
 
 @njit(**JIT)
@@ -218,10 +242,12 @@ def _support_pivot(a, n):
     range shrinks to at most 3/4 per step; after a worse step the next pivot is the exact
     median (median of medians), so the range at least halves every two steps.
     """
-    lo = 0
+    # Not ``lo = 0``: a literal start made Numba compile the callees once more for
+    # ``Literal[int](0)`` arguments while it inferred the loop's types.
+    lo = n - n
     hi = n
     s = 0.0
-    k = 0
+    k = n - n
     exact = False
     while hi > lo:
         size = hi - lo
@@ -262,7 +288,7 @@ def tau_select(buf, n):
     budget = 4 * n + 64
     while True:
         tau = (s - 1.0) / k
-        j = 0
+        j = k - k  # not a literal 0: see _support_pivot
         s2 = 0.0
         for i in range(k):
             x = buf[i]
@@ -282,6 +308,33 @@ def tau_select(buf, n):
 
 # Full passes Newton may make before the rest of a row goes to the linear-time finish.
 NEWTON_PASSES = 12
+# Rows at least this long start Newton from a guess of tau made on every SAMPLE_STEP-th
+# entry (_tau_estimate).
+SAMPLE_FROM = 256
+SAMPLE_STEP = 16
+
+
+@njit(**JIT)
+def _tau_estimate(z, m, buf):
+    """A guess of tau (shifted) from every ``SAMPLE_STEP``-th entry of the row.
+
+    The sample's threshold for a mass of ``2 / SAMPLE_STEP`` (twice its share, so the
+    guess tends to fall left of tau, where Newton's rise starts) is the threshold of the
+    sample scaled by ``SAMPLE_STEP / 2`` for a mass of 1, which :func:`tau_select` finds in
+    O(K / SAMPLE_STEP). Entries with ``d <= -1`` cannot be in any support and are left out.
+    Only a starting point: the caller checks on which side of tau it fell.
+    """
+    scale = SAMPLE_STEP / 2.0
+    n = 0
+    for i in range(0, z.shape[0], SAMPLE_STEP):
+        d = np.float64(z[i]) - m
+        # clamped: no overflow on -1e308-sized entries, which are not kept anyway
+        buf[n] = max(d, -1.0) * scale
+        n += d > -1.0
+    if n == 0:
+        return -1.0
+    ts, _ = tau_select(buf, n)
+    return max(ts / scale, -1.0)
 
 
 @njit(**JIT)
@@ -299,9 +352,25 @@ def _tau_newton(z, m, buf):
     and :func:`tau_select` finishes on them, O(K) in the worst case.
     """
     mw = cast_like(m, z)  # exact: m is one of the row's entries
-    t = cast_like(-1.0, z)
     K = z.shape[0]
+    t = cast_like(-1.0, z)
     s, k = sum_above(z, mw, t)
+    if K >= SAMPLE_FROM and 8 * k > K:
+        # A dense row (sparse ones go straight to the finish below): jump near tau
+        # instead of ~8 passes up from -1. Newton's step is t' = (s - 1) / k from either
+        # side; from the right of tau (f(t) < 0) it lands left of it, since f is convex
+        # and -k is a subgradient, and the rise below needs a start on the left.
+        te = cast_like(_tau_estimate(z, m, buf), z)
+        if te > t:
+            se, ke = sum_above(z, mw, te)
+            if ke > 0:
+                if se - ke * np.float64(te) - 1.0 < 0.0:
+                    te = cast_like((se - 1.0) / ke, z)
+                    if te > t:
+                        se, ke = sum_above(z, mw, te)
+                        t, s, k = te, se, ke
+                else:
+                    t, s, k = te, se, ke
     for _ in range(NEWTON_PASSES):
         if 8 * k <= K:
             break  # few candidates left: finish on them
@@ -321,97 +390,184 @@ def _tau_newton(z, m, buf):
     return tau_select(buf, n)
 
 
-@njit(**JIT)
-def _tau_small(z, m, buf):
-    """Sort-based threshold for a short row: insertion sort of ``d = z - m``, then the
-    closed form. O(K^2) but with no call or loop set-up, which is what short rows cost."""
-    for i in range(z.shape[0]):
-        _insert_desc(buf, i, np.float64(z[i]) - m)
-    return _scan_desc(buf, z.shape[0])
+# Rows per block of the short-row path: the rows of a block sit in the lanes of the
+# vectors (16 float64 = four 256-bit vectors per step).
+LANES = 16
 
 
 @njit(**JIT)
-def _insert_desc(buf, i, x):
-    """Insert ``x`` into the descending ``buf[:i]``."""
-    j = i - 1
-    while j >= 0 and buf[j] < x:
-        buf[j + 1] = buf[j]
-        j -= 1
-    buf[j + 1] = x
+def _tau_short(z, m):
+    """Threshold of a short row (shifted by its max ``m``): ``(tau, k)``.
+
+    Newton's steps from ``t = -1`` in float64, ``t <- (sum_{d > t} d - 1) / #{d > t}``,
+    each sum in index order, until the count stops falling; ``tau = (s - 1) / c`` of the
+    last pass. At most ``K + 1`` passes (the count falls by one at least), about 3 on most
+    rows. This is the scalar twin of :func:`_block_tau`, one lane of it: the same
+    operations in the same order, so a row gets the same bits alone or in a block.
+    """
+    K = z.shape[0]
+    t = -1.0
+    cp = K + 1.0
+    while True:
+        s = 0.0
+        c = 0.0
+        for i in range(K):
+            d = np.float64(z[i]) - m
+            keep = d > t
+            s += d if keep else 0.0
+            c += 1.0 if keep else 0.0
+        tn = (s - 1.0) / c
+        if c >= cp:
+            return tn, int(c)
+        t = tn
+        cp = c
 
 
 @njit(**JIT)
-def _scan_desc(buf, n):
-    """``(tau, k)`` from the descending ``buf[:n]`` by the paper's closed form."""
-    cs = 0.0
-    s = 0.0
-    k = 0
-    for j in range(n):
-        cs += buf[j]
-        if 1.0 + (j + 1) * buf[j] > cs:
-            k = j + 1
-            s = cs
-        else:
-            break
-    return (s - 1.0) / k, k
+def _block_tau(z, r0, nb, x, st):
+    """Thresholds of rows ``r0:r0+nb`` of a 2-D array, one row a lane.
 
+    ``st`` is ``(8, B)`` float64 with ``B >= nb`` lanes and ``x`` is ``K * B`` float64; ``x``
+    receives ``d = z - m`` transposed, ``x[i * B + l]``, so the passes run over the lanes
+    with no branch per row. Lanes past ``nb`` and rows that cannot be projected hold zeros
+    (a valid dummy row). On return ``st[0]`` holds each lane's max (NaN for a bad row),
+    ``st[1]`` its shifted tau (NaN) and ``st[2]`` its support size (0). The arithmetic of
+    each lane is that of :func:`_tau_short`: the same operations in the same order, hence
+    the same bits.
 
-@njit(**JIT)
-def _small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p):
-    """Rows ``lo:hi`` of a short-row array, indexed in 2-D: no row views, whose reference
-    counting costs more than the work on a row of a few entries. Same rules and results
-    as _row_threshold + _row_write. ``tau_out``/``k_out`` may be empty (not wanted)."""
+    The lane count is read from ``st`` at run time on purpose: with a constant count of 8
+    or 16, LLVM unrolls the lane loops fully before its loop vectoriser runs, and Numba
+    leaves the SLP vectoriser off, so they stayed scalar (no ymm arithmetic in the
+    assembly, 1.2-1.7 x slower than one row at a time). As loops, they vectorise, with a
+    run-time check that ``x`` and ``st`` do not overlap.
+    """
+    B = st.shape[1]
     K = z.shape[1]
+    for l in range(nb):
+        for i in range(K):
+            x[i * B + l] = np.float64(z[r0 + l, i])
+    for l in range(nb, B):
+        for i in range(K):
+            x[i * B + l] = 0.0
+    # rows: 0 max, 1 tau, 2 k (-1 while running), 3 bad, 4 t, 5 previous count, 6 s, 7 c
+    for l in range(B):
+        st[0, l] = -np.inf
+        st[3, l] = 0.0
+    for i in range(K):
+        o = i * B
+        for l in range(B):
+            v = x[o + l]
+            st[3, l] += 0.0 if v < np.inf else 1.0  # NaN or +inf
+            st[0, l] = v if v > st[0, l] else st[0, l]
+    for l in range(B):
+        bad = (st[3, l] != 0.0) | (st[0, l] == -np.inf)
+        st[3, l] = 1.0 if bad else 0.0
+        st[0, l] = 0.0 if bad else st[0, l]
+        st[4, l] = -1.0
+        st[5, l] = K + 1.0
+        st[2, l] = -1.0
+        st[1, l] = 0.0
+    for i in range(K):
+        o = i * B
+        for l in range(B):
+            x[o + l] = 0.0 if st[3, l] != 0.0 else x[o + l] - st[0, l]
+    for _ in range(K + 1):
+        for l in range(B):
+            st[6, l] = 0.0
+            st[7, l] = 0.0
+        for i in range(K):
+            o = i * B
+            for l in range(B):
+                v = x[o + l]
+                keep = v > st[4, l]
+                st[6, l] += v if keep else 0.0
+                st[7, l] += 1.0 if keep else 0.0
+        more = 0.0
+        for l in range(B):
+            c = st[7, l]
+            tn = (st[6, l] - 1.0) / c
+            fresh = st[2, l] < 0.0
+            fin = fresh & (c >= st[5, l])
+            step = fresh & (c < st[5, l])
+            st[1, l] = tn if fin else st[1, l]
+            st[2, l] = c if fin else st[2, l]
+            st[4, l] = tn if step else st[4, l]
+            st[5, l] = c if step else st[5, l]
+            more += 1.0 if step else 0.0
+        if more == 0.0:
+            break
+    for l in range(B):
+        bad = st[3, l] != 0.0
+        st[0, l] = np.nan if bad else st[0, l]
+        st[1, l] = np.nan if bad else st[1, l]
+        st[2, l] = 0.0 if bad else st[2, l]
+
+
+@njit(**JIT)
+def _small_rows(z, p, tau_out, k_out, lo, hi, want_p):
+    """Rows ``lo:hi`` of a short-row array, :data:`LANES` rows at a time
+    (:func:`_block_tau`), indexed in 2-D: no row views, whose reference counting costs more
+    than the work on a row of a few entries. Same results as _row_threshold + _row_write.
+    ``tau_out``/``k_out`` may be empty (not wanted)."""
+    K = z.shape[1]
+    B = LANES
     want_tau = tau_out.shape[0] > 0
-    for r in range(lo, hi):
-        m = -np.inf
-        bad = False
-        for i in range(K):
-            x = np.float64(z[r, i])
-            bad |= not x < np.inf  # NaN or +inf
-            m = x if x > m else m
-        if bad or m == -np.inf:
+    x = np.empty(K * B, np.float64)
+    st = np.empty((8, B), np.float64)
+    for r0 in range(lo, hi, B):
+        nb = min(B, hi - r0)
+        _block_tau(z, r0, nb, x, st)
+        for l in range(nb):
+            r = r0 + l
+            m = st[0, l]
+            tau = st[1, l]
+            k = int(st[2, l])
             if want_tau:
-                tau_out[r] = np.nan
-                k_out[r] = 0
+                tau_out[r] = m + tau
+                k_out[r] = k
             if want_p:
+                if k == 0:
+                    for i in range(K):
+                        p[r, i] = np.nan
+                    continue
+                # As _row_write: in the row's dtype.
+                mw = cast_like(m, z)
+                tw = cast_like(tau, z)
+                zero = tw - tw
                 for i in range(K):
-                    p[r, i] = np.nan
-            continue
-        for i in range(K):
-            _insert_desc(buf, i, np.float64(z[r, i]) - m)
-        tau, k = _scan_desc(buf, K)
-        if want_tau:
-            tau_out[r] = m + tau
-            k_out[r] = k
-        if want_p:
-            # As _row_write: in the row's dtype.
-            mw = cast_like(m, z)
-            tw = cast_like(tau, z)
-            zero = tw - tw
-            for i in range(K):
-                p[r, i] = max((z[r, i] - mw) - tw, zero)
+                    p[r, i] = max((z[r, i] - mw) - tw, zero)
 
 
-# Rows up to this long take _tau_small whatever the method, and the row drivers index them
-# in 2-D (_small_rows). Serial thread time per (2^20 / K, K) float32 array, in copyto units,
-# before -> after: K=4 101 -> 31, K=8 68 -> 40, K=16 32 -> 37.
-SMALL_K = 8
+# Rows up to this long take the short-row path whatever the method: _tau_short per row,
+# _small_rows (blocks of LANES rows) in the row drivers.
+SMALL_K = 64
+
+
+@njit(**JIT)
+def _row_threshold_select(z, buf):
+    """``(m, tau_shifted, k)`` for one row by the select path (method "select" or
+    "auto"); ``k == 0`` marks a row of NaN. No sort code, so a caller that never sorts
+    does not compile one."""
+    m = row_max(z)
+    if m != m:
+        return m, np.nan, 0
+    if z.shape[0] <= SMALL_K:
+        tau, k = _tau_short(z, m)
+    else:
+        tau, k = _tau_newton(z, m, buf)
+    return m, tau, k
 
 
 @njit(**JIT)
 def _row_threshold(z, buf, method):
     """``(m, tau_shifted, k)`` for one row; ``k == 0`` marks a row of NaN."""
+    if method != SORT or z.shape[0] <= SMALL_K:
+        return _row_threshold_select(z, buf)
     m = row_max(z)
     if m != m:
         return m, np.nan, 0
-    if z.shape[0] <= SMALL_K:
-        tau, k = _tau_small(z, m, buf)
-    elif method == SORT:
-        n = _gather(z, m, -1.0, buf)
-        tau, k = _tau_sort(buf, n)
-    else:
-        tau, k = _tau_newton(z, m, buf)
+    n = _gather(z, m, -1.0, buf)
+    tau, k = _tau_sort(buf, n)
     return m, tau, k
 
 
@@ -473,6 +629,12 @@ def threshold(z, buf, method, theta):
 
 
 @njit(**JIT)
+def threshold_select(z, buf, theta):
+    """:func:`threshold` for the methods other than "sort" (optional hook; same bits)."""
+    return _row_threshold_select(z, buf)
+
+
+@njit(**JIT)
 def tau_of(m, tau, theta):
     """The threshold in the row's own coordinates."""
     return m + tau
@@ -503,9 +665,47 @@ def _loss_label_sum(z, label, m, tau):
 
 
 @njit(**JIT)
+def _loss_label_short(z, label, m, tau, scale, grad, want_grad):
+    """:func:`loss_label` of a short row: one pass, the loss summed in index order (no
+    reassociation), so :func:`_loss_label_short2` gives the same bits on a row of a 2-D
+    array."""
+    dy = np.float64(z[label]) - m  # read before any write: grad may be z itself
+    acc = 0.0
+    for j in range(z.shape[0]):
+        pj = max((np.float64(z[j]) - m) - tau, 0.0)
+        g = pj - 1.0 if j == label else pj
+        acc += g * g
+        if want_grad:
+            grad[j] = g * scale
+    acc = 0.5 * acc
+    if not dy > tau:
+        acc += tau - dy
+    return acc
+
+
+@njit(**JIT)
+def _loss_label_short2(z, r, label, m, tau, scale, grad, want_grad):
+    """:func:`_loss_label_short` on row ``r`` of 2-D arrays (no row views)."""
+    dy = np.float64(z[r, label]) - m
+    acc = 0.0
+    for j in range(z.shape[1]):
+        pj = max((np.float64(z[r, j]) - m) - tau, 0.0)
+        g = pj - 1.0 if j == label else pj
+        acc += g * g
+        if want_grad:
+            grad[r, j] = g * scale
+    acc = 0.5 * acc
+    if not dy > tau:
+        acc += tau - dy
+    return acc
+
+
+@njit(**JIT)
 def loss_label(z, label, m, tau, k, theta, scale, grad, want_grad):
     """The loss for class ``label`` (``1/2 ||p - e_label||^2`` plus the label's
     off-support term), and with ``want_grad`` ``grad = scale * (p - e_label)``."""
+    if z.shape[0] <= SMALL_K:
+        return _loss_label_short(z, label, m, tau, scale, grad, want_grad)
     # Read before any write: grad may be z itself (in place).
     dy = np.float64(z[label]) - m
     acc = _loss_label_sum(z, label, m, tau)
@@ -548,4 +748,33 @@ def loss_dist(z, q, m, tau, k, theta, scale, grad, want_grad):
 @njit(**JIT)
 def small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p, theta):
     """Rows ``lo:hi`` of an array of rows of at most ``SMALL_K`` entries."""
-    _small_rows(z, p, tau_out, k_out, lo, hi, buf, want_p)
+    _small_rows(z, p, tau_out, k_out, lo, hi, want_p)
+
+
+@njit(**JIT)
+def small_loss_labels(z, y, ignore, scale, loss, grad, want_grad, lo, hi, theta):
+    """Rows ``lo:hi`` of the loss with class labels for rows of at most ``SMALL_K``
+    entries: thresholds :data:`LANES` rows at a time (:func:`_block_tau`), then
+    :func:`_loss_label_short2` per row, the 2-D twin of what :func:`loss_label` does on
+    such a row, so every row gets the bits it gets alone (the gufuncs).
+    Rows labelled ``ignore`` get a zero loss and gradient; rows that cannot be projected
+    NaN."""
+    K = z.shape[1]
+    B = LANES
+    x = np.empty(K * B, np.float64)
+    st = np.empty((8, B), np.float64)
+    for r0 in range(lo, hi, B):
+        nb = min(B, hi - r0)
+        _block_tau(z, r0, nb, x, st)
+        for l in range(nb):
+            r = r0 + l
+            k = int(st[2, l])
+            if y[r] == ignore or k == 0:
+                v = 0.0 if y[r] == ignore else np.nan
+                loss[r] = v
+                if want_grad:
+                    for j in range(K):
+                        grad[r, j] = v
+                continue
+            loss[r] = _loss_label_short2(z, r, y[r], st[0, l], st[1, l], scale, grad,
+                                         want_grad)

@@ -9,7 +9,9 @@ References: the memory floor ``numpy.copyto(out, z)`` (one read, one write), Num
 and the NumPy sort-based sparsemax; where installed, ``entmax.sparsemax`` (PyTorch, CPU) and
 ``optax.projections.projection_simplex`` under ``jax.jit(jax.vmap(...))`` (peers case only).
 
-Further sections: the growth of ``method="select"`` with the row length K on random and
+Further sections: the row-length sweep (K = 2 to 65536 at a fixed element count, float32,
+``out=`` and allocating calls, in units of ``copyto`` and of NumPy's softmax, and ns per
+row), the loss with labels against NumPy's softmax cross-entropy with its gradient, the growth of ``method="select"`` with the row length K on random and
 adversarial rows (time per element should stay flat: the selection is linear-time), and the
 compile cost (import plus first call in a fresh interpreter, with a cold and a warm Numba
 on-disk cache).
@@ -60,7 +62,16 @@ _CASES = {
 _GROWTH = {"full": (10, 22, 22), "quick": (10, 15, 17), "tiny": (6, 9, 12)}
 _SCALES = {"full": (0.1, 1.0, 3.0), "quick": (0.1, 1.0, 3.0), "tiny": (1.0,)}
 _REPEAT = {"full": 5, "quick": 3, "tiny": 2}
-_SECTIONS = ("cases", "growth", "compile", "entmax")
+# sweep: log2 of the smallest and largest K, and log2 of the elements per array (float32)
+_SWEEP = {"full": (1, 16, 22), "quick": (1, 16, 18), "tiny": (1, 7, 10)}
+_SWEEP_SCALES = (1.0, 0.1)
+# loss: shapes of the loss-with-labels section (float32, s = 1)
+_LOSS = {
+    "full": [(16384, 1024), (1 << 20, 16)],
+    "quick": [(1024, 1024), (1 << 16, 16)],
+    "tiny": [(64, 256), (1024, 16)],
+}
+_SECTIONS = ("cases", "sweep", "loss", "growth", "compile", "entmax")
 
 
 def add_arguments(parser):
@@ -92,7 +103,7 @@ def add_arguments(parser):
     )
     parser.add_argument(
         "--only", metavar="SECTIONS", default=",".join(_SECTIONS),
-        help="comma-separated subset of: cases, growth, compile (default: all)",
+        help="comma-separated subset of: cases, sweep, loss, growth, compile (default: all)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
@@ -315,6 +326,158 @@ def _run_cases(preset, repeat, seed, prog, peers):
     return rows
 
 
+# ----------------------------------------------------------------------------- sweep
+
+
+def _run_sweep(preset, repeat, seed, prog):
+    """Row-length sweep: float32 arrays of 2^lg_n elements as (2^lg_n / K, K) for every
+    power of two K, at two scales; the out= call, the allocating call, copyto and NumPy's
+    softmax timed in the same rounds."""
+    import sparsemax_nb as sm
+    from sparsemax_nb.cli.bench._numpy_ref import numpy_softmax
+
+    lo, hi, lg_n = _SWEEP[preset]
+    rng = np.random.default_rng(seed + 2)
+    rows = []
+    for lg in range(lo, hi + 1):
+        K = 2**lg
+        n_rows = max(1, 2 ** (lg_n - lg))
+        base = rng.standard_normal((n_rows, K), dtype=np.float32)
+        for s in _SWEEP_SCALES:
+            prog.describe(f"sweep K=2^{lg} s={s}")
+            x = base * np.float32(s)
+            o = np.empty_like(x)
+            fns = {
+                "sparsemax": lambda: sm.sparsemax(x, out=o),
+                "sparsemax (alloc)": lambda: sm.sparsemax(x),
+                "copyto": lambda: np.copyto(o, x),
+                "softmax": lambda: numpy_softmax(x),
+            }
+            for fn in fns.values():
+                fn()
+            times = _time_rounds(fns, 1, repeat)
+            for name in fns:
+                med = float(np.median(times[name]))
+                row = {
+                    "case": "sweep",
+                    "kernel": name,
+                    "reference": name in ("copyto", "softmax"),
+                    "dtype": "float32",
+                    "shape": [n_rows, K],
+                    "K": K,
+                    "s": s,
+                    "number": 1,
+                    "rounds": repeat,
+                    "median_s": med,
+                    "ns_per_row": 1e9 * med / n_rows,
+                    **{f"ratio_{r}": None for r in _REFS},
+                }
+                row["ratio_copyto"] = _median_ratio(times[name], times["copyto"])
+                row["ratio_softmax"] = _median_ratio(times[name], times["softmax"])
+                rows.append(row)
+            prog.advance()
+            del x, o, fns
+    return rows
+
+
+def _print_sweep(rows):
+    Ks = sorted({row["K"] for row in rows})
+    print("\nsweep: sparsemax of float32 (2^n / K, K) arrays, standard_normal * s, "
+          f"{rows[0]['shape'][0] * rows[0]['shape'][1]} elements, out= unless (alloc)")
+
+    def line(label, kernel, s, key, fmt):
+        vals = {row["K"]: row[key] for row in rows if row["kernel"] == kernel and row["s"] == s}
+        print(f"  {label:<34}" + "".join(fmt(vals.get(K)) for K in Ks))
+
+    print(f"  {'K':<34}" + "".join(f"{K:>9}" for K in Ks))
+
+    def r(v):
+        return f"{'-':>9}" if v is None else f"{v:9.3g}"
+
+    for s in _SWEEP_SCALES:
+        line(f"x copyto, s={s}", "sparsemax", s, "ratio_copyto", r)
+    for s in _SWEEP_SCALES:
+        line(f"x softmax, s={s}", "sparsemax", s, "ratio_softmax", r)
+    for s in _SWEEP_SCALES:
+        line(f"alloc x copyto, s={s}", "sparsemax (alloc)", s, "ratio_copyto", r)
+    for s in _SWEEP_SCALES:
+        line(f"alloc x softmax, s={s}", "sparsemax (alloc)", s, "ratio_softmax", r)
+    for s in _SWEEP_SCALES:
+        line(f"ns per row, s={s}", "sparsemax", s, "ns_per_row", r)
+    line("ns per row, copyto", "copyto", _SWEEP_SCALES[0], "ns_per_row", r)
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def _softmax_xent_and_grad(z, labels):
+    """NumPy's softmax cross-entropy (mean over rows) and its gradient: the reference a
+    classifier would otherwise use."""
+    n = z.shape[0]
+    m = np.max(z, axis=-1, keepdims=True)
+    e = np.exp(z - m)
+    s = np.sum(e, axis=-1, keepdims=True)
+    idx = np.arange(n)
+    loss = np.mean(np.log(s[:, 0]) - (z[idx, labels] - m[:, 0]))
+    e /= s
+    e[idx, labels] -= 1
+    e /= n
+    return loss, e
+
+
+def _run_loss(preset, repeat, seed, prog):
+    """``sparsemax_loss_and_grad`` with class labels (mean reduction), the gradient
+    allocated and into ``out=``, against copyto and NumPy's softmax cross-entropy."""
+    import sparsemax_nb as sm
+
+    rng = np.random.default_rng(seed + 3)
+    rows = []
+    for shape in _LOSS[preset]:
+        prog.describe(f"loss {shape}")
+        x = rng.standard_normal(shape, dtype=np.float32)
+        labels = rng.integers(0, shape[-1], size=shape[:-1])
+        o = np.empty_like(x)
+        fns = {
+            "sparsemax_loss_and_grad": lambda: sm.sparsemax_loss_and_grad(x, labels, reduction="mean"),
+            "sparsemax_loss_grad (out=)": lambda: sm.sparsemax_loss_grad(
+                x, labels, reduction="mean", out=o),
+            "sparsemax_loss": lambda: sm.sparsemax_loss(x, labels, reduction="mean"),
+            "copyto": lambda: np.copyto(o, x),
+            "softmax_xent_and_grad": lambda: _softmax_xent_and_grad(x, labels),
+        }
+        for fn in fns.values():
+            fn()
+        times = _time_rounds(fns, 1, repeat)
+        for name in fns:
+            row = {
+                "case": "loss",
+                "kernel": name,
+                "reference": name in ("copyto", "softmax_xent_and_grad"),
+                "dtype": "float32",
+                "shape": list(shape),
+                "s": 1.0,
+                "number": 1,
+                "rounds": repeat,
+                "median_s": float(np.median(times[name])),
+                **{f"ratio_{r}": None for r in _REFS},
+            }
+            row["ratio_copyto"] = _median_ratio(times[name], times["copyto"])
+            row["ratio_softmax_xent"] = _median_ratio(times[name], times["softmax_xent_and_grad"])
+            rows.append(row)
+        prog.advance()
+        del x, o, fns
+    return rows
+
+
+def _print_loss(rows):
+    print("\nloss with labels: float32, standard_normal, reduction='mean'")
+    print(f"  {'kernel':<30}{'shape':>16}{'median':>11}{'x copyto':>10}{'x softmax-xent':>16}")
+    for row in rows:
+        name = row["kernel"] + (" (ref)" if row["reference"] else "")
+        print(f"  {name:<30}{str(tuple(row['shape'])):>16}{_fmt_time(row['median_s']):>11}"
+              f"{_fmt_ratio(row['ratio_copyto']):>10}{_fmt_ratio(row['ratio_softmax_xent']):>16}")
+
+
 # ----------------------------------------------------------------------------- growth
 
 
@@ -396,9 +559,11 @@ t0 = time.perf_counter()
 import numpy as np
 import sparsemax_nb
 t1 = time.perf_counter()
-sparsemax_nb.sparsemax(np.linspace(-1.0, 1.0, 40).reshape(4, 10))
+z = np.random.default_rng(0).standard_normal((4096, 1000), dtype=np.float32)
 t2 = time.perf_counter()
-print(t1 - t0, t2 - t1)
+sparsemax_nb.sparsemax(z)
+t3 = time.perf_counter()
+print(t1 - t0, t3 - t2)
 """
 
 
@@ -408,7 +573,8 @@ def _run_compile(repeat, prog):
     env = dict(os.environ)
     env.pop("NUMBA_DISABLE_JIT", None)
     # the package's directory on the path, whether it is installed or run from a checkout
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # (this file is sparsemax_nb/cli/bench/cpu.py: four levels up is the package's parent)
+    pkg_root = os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 3))
     env["PYTHONPATH"] = pkg_root + os.pathsep + env.get("PYTHONPATH", "")
     results = {"cold": [], "warm": []}
     for _ in range(repeat):
@@ -435,8 +601,8 @@ def _run_compile(repeat, prog):
                 "kernel": what,
                 "reference": False,
                 "cache": state,
-                "dtype": "float64",
-                "shape": [4, 10],
+                "dtype": "float32",
+                "shape": [4096, 1000],
                 "s": None,
                 "number": 1,
                 "rounds": repeat,
@@ -545,7 +711,8 @@ def _print_growth(rows):
 
 
 def _print_compile(rows):
-    print("\ncompile: fresh interpreter, NUMBA_CACHE_DIR in a new temporary directory")
+    print("\ncompile: fresh interpreter, NUMBA_CACHE_DIR in a new temporary directory; "
+          "first call: sparsemax of a (4096, 1000) float32 array")
     print(f"  {'cache':<8}{'import':>11}{'first call':>12}{'process wall':>14}")
     for state in ("cold", "warm"):
         d = {row["kernel"]: row["median_s"] for row in rows if row["cache"] == state}
@@ -685,6 +852,11 @@ def main(args):
     total = 0
     if "cases" in sections:
         total += sum(len(_SCALES[preset]) for _ in _CASES[preset]) * repeat
+    if "sweep" in sections:
+        slo, shi, _ = _SWEEP[preset]
+        total += (shi - slo + 1) * len(_SWEEP_SCALES)
+    if "loss" in sections:
+        total += len(_LOSS[preset])
     if "growth" in sections:
         total += len(_GROWTH_KINDS) * (hi - lo + 1)
     if "compile" in sections:
@@ -697,6 +869,12 @@ def main(args):
         if "cases" in sections:
             case_rows = _run_cases(preset, repeat, args.seed, prog, peers)
             rows += case_rows
+        if "sweep" in sections:
+            sweep_rows = _run_sweep(preset, repeat, args.seed, prog)
+            rows += sweep_rows
+        if "loss" in sections:
+            loss_rows = _run_loss(preset, repeat, args.seed, prog)
+            rows += loss_rows
         if "growth" in sections:
             growth_rows = _run_growth(preset, repeat, args.seed, prog)
             rows += growth_rows
@@ -708,6 +886,10 @@ def main(args):
             rows += entmax_rows
     if "cases" in sections:
         _print_cases(case_rows)
+    if "sweep" in sections:
+        _print_sweep(sweep_rows)
+    if "loss" in sections:
+        _print_loss(loss_rows)
     if "growth" in sections:
         _print_growth(growth_rows)
     if "compile" in sections:
