@@ -12,7 +12,11 @@ Numba compiles on first use, so every ``setup`` makes one call first: the timing
 include compilation. Compilation itself is tracked by ``Compile`` (fresh interpreter, cold and
 warm on-disk cache).
 
-``SPARSEMAX_NB_ASV_TINY=1`` (read at import) shrinks every size, for the test suite.
+The default grid is trimmed so that ``asv run --quick`` and ``asv continuous`` stay short:
+float32 only, ``method="auto"`` (plus ``sort`` and ``select`` for the fused loss), a subset
+of the row-length sweep and of the growth lengths, and no cold-compile goal.
+``SPARSEMAX_NB_ASV_FULL=1`` (read at import) runs the full grid: both dtypes, every method,
+every length. ``SPARSEMAX_NB_ASV_TINY=1`` shrinks every size, for the test suite.
 """
 
 import os
@@ -26,6 +30,7 @@ import numpy as np
 import sparsemax_nb as sm
 
 TINY = os.environ.get("SPARSEMAX_NB_ASV_TINY", "") not in ("", "0")
+FULL = os.environ.get("SPARSEMAX_NB_ASV_FULL", "") not in ("", "0")
 
 if TINY:
     FAMILIES = {
@@ -45,13 +50,13 @@ else:
         "tiny_rows": (2**17, 8),
         "small_call": (1, 10),
     }
-    GROWTH_K = [2**10, 2**14, 2**18]
-    SWEEP_K = [2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 65536]
+    GROWTH_K = [2**10, 2**14, 2**18] if FULL else [2**10, 2**18]
+    SWEEP_K = [2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 65536] if FULL else [2, 16, 128, 1024, 65536]
     SWEEP_ELEMENTS = 2**22
     LOSS_SHAPES = [(16384, 1024), (2**20, 16)]
 
-METHODS = ["sort", "select", "auto"]
-DTYPES = ["float32", "float64"]
+METHODS = ["sort", "select", "auto"] if (FULL or TINY) else ["auto"]
+DTYPES = ["float32", "float64"] if (FULL or TINY) else ["float32"]
 FAMILY_NAMES = list(FAMILIES)
 
 
@@ -386,8 +391,9 @@ class CompileGoal:
     timeout = 600
 
     def setup(self):
-        if TINY:  # two more cold compiles are too slow for the test suite; Compile runs
-            raise NotImplementedError("CompileGoal is skipped at the tiny sizes")
+        if TINY or not FULL:  # two more cold compiles: the full grid only (Compile runs
+            # the small first call in every grid)
+            raise NotImplementedError("CompileGoal runs with SPARSEMAX_NB_ASV_FULL=1")
 
     def track_first_call_cold(self):
         with tempfile.TemporaryDirectory(prefix="sparsemax-nb-asv-") as cache:

@@ -5,7 +5,8 @@ the sparsemax ``batch`` family), plus the references the ratios are taken agains
 ``numpy.copyto`` (the memory floor) and NumPy's softmax. Every ``setup`` makes one call
 first, so the timings never include compilation.
 
-``SPARSEMAX_NB_ASV_TINY=1`` (read at import) shrinks every size, for the test suite.
+``SPARSEMAX_NB_ASV_TINY=1`` (read at import) shrinks every size, for the test suite;
+``SPARSEMAX_NB_ASV_FULL=1`` adds float64 and alpha = 2 (see ``bench_cpu``).
 """
 
 import os
@@ -15,9 +16,10 @@ import numpy as np
 import sparsemax_nb as sm
 
 TINY = os.environ.get("SPARSEMAX_NB_ASV_TINY", "") not in ("", "0")
+FULL = os.environ.get("SPARSEMAX_NB_ASV_FULL", "") not in ("", "0")  # as bench_cpu
 SHAPE = (16, 64) if TINY else (1024, 1024)
-DTYPES = ["float32", "float64"]
-ALPHAS = [1.3, 1.5, 2.0]
+DTYPES = ["float32", "float64"] if (FULL or TINY) else ["float32"]
+ALPHAS = [1.3, 1.5, 2.0] if (FULL or TINY) else [1.3, 1.5]
 
 
 def _inputs(dtype, seed=0):
