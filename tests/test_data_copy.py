@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared"
 
 
-def test_vectors_copy_matches_shared():
+def test_vectors_copy_matches_its_source():
     source = SHARED / "vectors.json"
     if not source.exists():
         pytest.skip("no ../shared beside this checkout (a user's clone)")
