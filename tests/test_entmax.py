@@ -394,21 +394,6 @@ def test_cuda_backend_refuses_clearly():
         sm.entmax_bisect(d, 1.3)
 
 
-def test_peer_entmax_package():
-    """Values and gradients against ``entmax`` (PyTorch), where it is installed."""
-    torch = pytest.importorskip("torch")
-    entmax = pytest.importorskip("entmax")
-    z = _rng(32).standard_normal((16, 50))
-    zt = torch.tensor(z, requires_grad=True)
-    ref = entmax.entmax15(zt, dim=-1)
-    np.testing.assert_allclose(sm.entmax15(z), ref.detach().numpy(), atol=1e-10)
-    v = _rng(33).standard_normal(z.shape)
-    (g,) = torch.autograd.grad(ref, zt, torch.tensor(v))
-    np.testing.assert_allclose(sm.entmax15_jvp(sm.entmax15(z), v), g.numpy(), atol=1e-10)
-    refb = entmax.entmax_bisect(zt, alpha=1.3, dim=-1, n_iter=100)
-    np.testing.assert_allclose(sm.entmax_bisect(z, 1.3), refb.detach().numpy(), atol=1e-8)
-
-
 # --------------------------------------------------------------------------- Numba front-ends
 def _bad_rows(dtype=np.float64):
     z = _rng(40).standard_normal((9, 11)).astype(dtype)
