@@ -12,6 +12,7 @@ from .api import (
     entmax15_loss_grad,
     entmax15_threshold,
     entmax_bisect,
+    entmax_bisect_alpha_vjp,
     entmax_bisect_jvp,
     entmax_bisect_loss,
     entmax_bisect_loss_and_grad,
@@ -52,4 +53,5 @@ __all__ = [
     "entmax_bisect_loss",
     "entmax_bisect_loss_grad",
     "entmax_bisect_loss_and_grad",
+    "entmax_bisect_alpha_vjp",
 ]

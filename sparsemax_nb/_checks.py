@@ -221,6 +221,12 @@ def unsupported_mapping_error(backend: str, mapping: str) -> NotImplementedError
     return NotImplementedError(f"the {backend} backend has no kernels for {mapping} yet")
 
 
+def unsupported_op_error(backend: str, what: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"the {backend} backend has no {what}; call it with NumPy (host) arrays"
+    )
+
+
 # --------------------------------------------------------------------------- data rules
 def position(flat_index: int, batch: Shape) -> tuple[int, ...]:
     """The batch position of row ``flat_index`` of a C-ordered batch."""

@@ -89,6 +89,21 @@ def _jvp(mapping: str, p: Any, v: Any, axis: Any, out: Any, theta: Any, stream: 
     return be.jvp(mapping, pa, va, ax, out, th, dt, stream)
 
 
+def _theta_vjp(mapping: str, what: str, p: Any, g: Any, axis: Any, theta: Any,
+               stream: Any) -> Any:
+    be = _backend(stream, p, g)
+    op = getattr(be, "theta_vjp", None)
+    if op is None:
+        raise C.unsupported_op_error(be.__name__.rsplit(".", 1)[-1], what)
+    pa = be.asarray(p, "p")
+    ga = be.asarray(g, "g")
+    dt = np.promote_types(C.compute_dtype(pa.dtype, "p"), C.compute_dtype(ga.dtype, "g"))
+    C.same_shape(pa.shape, ga.shape)
+    ax = C.axis_index(axis, _ndim(ga))
+    th = _theta(mapping, theta, batch_shape(ga.shape, ax))
+    return op(mapping, pa, ga, ax, th, dt, stream)
+
+
 def _loss(mapping: str, z: Any, target: Any, axis: Any, reduction: Any, ignore_index: Any,
           method: Any, theta: Any, want_grad: bool, out: Any, stream: Any) -> tuple[Any, Any]:
     be = _backend(stream, z, target, out)
@@ -755,6 +770,48 @@ def entmax_bisect_jvp(
     return _jvp("entmax_bisect", p, v, axis, out, alpha, stream)
 
 
+def entmax_bisect_alpha_vjp(
+    p: "np.typing.ArrayLike",
+    g: "np.typing.ArrayLike",
+    alpha: "float | np.typing.ArrayLike" = 1.5,
+    axis: int = -1,
+    *,
+    stream: object = None,
+) -> "np.typing.NDArray[np.floating]":
+    """The gradient with respect to ``alpha``: ``sum_i g_i dp_i/dalpha`` for each row.
+
+    ``p = entmax_bisect(z, alpha)`` depends on ``alpha`` through the exponent and the
+    threshold; with ``s = p^(2 - alpha)`` and ``a = alpha - 1``,
+    ``dp/dalpha = ((p - s / sum s) / a + s (sum p log p) / sum s - p log p) / a`` (zero off
+    the support). It is evaluated in a form without the division by ``a^2``, so it stays
+    accurate as alpha tends to 1. For a scalar ``alpha`` shared by all rows, its gradient
+    is the sum of the result.
+
+    Parameters
+    ----------
+    p : array_like
+        An alpha-entmax output (for the same alpha).
+    g : array_like
+        The cotangent (the gradient of the objective with respect to ``p``), same shape.
+{alpha}
+    axis : int, optional
+        The axis along which each distribution lies (default: the last).
+{stream}
+
+    Returns
+    -------
+    numpy.ndarray
+        One value per row, of the batch shape; NaN for a row of ``p`` holding NaN.
+
+    Raises
+    ------
+    NotImplementedError
+        For device arrays: the CUDA backend has no kernel for it.
+    """
+    return _theta_vjp("entmax_bisect", "alpha gradient of entmax_bisect", p, g, axis, alpha,
+                      stream)
+
+
 def entmax_bisect_loss(
     z: "np.typing.ArrayLike",
     target: "np.typing.ArrayLike",
@@ -847,7 +904,8 @@ def _fill_entmax_docs() -> None:
     fns: tuple[Any, ...] = (
         entmax15, entmax15_threshold, entmax15_jvp, entmax15_loss, entmax15_loss_grad,
         entmax15_loss_and_grad, entmax_bisect, entmax_bisect_threshold, entmax_bisect_jvp,
-        entmax_bisect_loss, entmax_bisect_loss_grad, entmax_bisect_loss_and_grad)
+        entmax_bisect_loss, entmax_bisect_loss_grad, entmax_bisect_loss_and_grad,
+        entmax_bisect_alpha_vjp)
     for f in fns:
         f.__doc__ = f.__doc__.format(params=_ENTMAX_LOSS_PARAMS, alpha=_ALPHA_DOC,
                                      stream=_STREAM_DOC)

@@ -112,6 +112,15 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any], short: bool = False,
                 th = theta[0] if nth == 1 else theta[r]
                 mp.jvp(p[r], v[r], out[r], th)
 
+    def _theta_vjp_rows(p, g, out, theta, nchunk):
+        # Only for mappings with the optional hook ``theta_vjp(p, g, theta)``.
+        n, K = p.shape
+        nth = theta.shape[0]
+        for c in loop(nchunk):
+            for r in range(c * n // nchunk, (c + 1) * n // nchunk):
+                th = theta[0] if nth == 1 else theta[r]
+                out[r] = mp.theta_vjp(p[r], g[r], th)
+
     def _loss_labels_rows(z, y, ignore, scale, loss, grad, want_grad, method, theta, nchunk):
         n, K = z.shape
         nth = theta.shape[0]
@@ -239,6 +248,7 @@ def _make_drivers(mp: ModuleType, loop: Callable[..., Any], short: bool = False,
         "forward": _forward_rows,
         "threshold": _threshold_rows,
         "jvp": _jvp_rows,
+        "theta_vjp": _theta_vjp_rows,
         "loss_labels": _loss_labels_rows,
         "loss_dist": _loss_dist_rows,
     }
@@ -333,6 +343,18 @@ def jvp(mapping: str, p: np.ndarray, v: np.ndarray, ax: int, out: Any, theta: np
     if v2.size:
         _run(mapping, "jvp", n, v2.size, -1, p2, v2, o.rows, _theta_rows(theta, n))
     return o.finish()
+
+
+def theta_vjp(mapping: str, p: np.ndarray, g: np.ndarray, ax: int, theta: np.ndarray,
+              dt: np.dtype, stream: Any = None) -> np.ndarray:
+    """``sum g * dp/dtheta`` per row, for a mapping with the ``theta_vjp`` hook."""
+    p2 = rows_view(p, ax, dt)
+    g2 = rows_view(g, ax, dt)
+    n, K = g2.shape
+    res = np.full(n, np.nan, dt)
+    if g2.size:
+        _run(mapping, "theta_vjp", n, g2.size, -1, p2, g2, res, _theta_rows(theta, n))
+    return res.reshape(batch_shape(g.shape, ax))
 
 
 def loss(mapping: str, z: np.ndarray, target: np.ndarray, kind: str, ax: int,

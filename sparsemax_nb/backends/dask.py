@@ -223,6 +223,8 @@ class _Block:
             return self.call(blocks[0], ax, None, kw["code"], kw["theta"], kw["dt"])
         if self.op == "jvp":
             return self.call(blocks[0], blocks[1], ax, None, kw["theta"], kw["dt"])
+        if self.op == "theta_vjp":
+            return self.call(blocks[0], blocks[1], ax, kw["theta"], kw["dt"])
         if self.op == "threshold":
             tau, k = self.call(blocks[0], ax, kw["code"], kw["theta"], kw["dt"])
             xp = _array_module(tau)
@@ -273,6 +275,15 @@ def jvp(mapping: str, p: da.Array, v: da.Array, ax: int, out: Any, theta: np.nda
     v = _one_chunk(v, ax, dt)
     fn = _Block("jvp", mapping, ax, theta=theta, dt=dt)
     return _blockwise(fn, p, ax, [(v, "rows")] + _theta_arg(theta, p, ax), "rows", dt)
+
+
+def theta_vjp(mapping: str, p: da.Array, g: da.Array, ax: int, theta: np.ndarray,
+              dt: np.dtype, stream: Any = None) -> da.Array:
+    refuse_stream(stream)
+    p = _one_chunk(p, ax, dt)
+    g = _one_chunk(g, ax, dt)
+    fn = _Block("theta_vjp", mapping, ax, theta=theta, dt=dt)
+    return _blockwise(fn, p, ax, [(g, "rows")] + _theta_arg(theta, p, ax), "batch", dt)
 
 
 def loss(mapping: str, z: da.Array, target: Any, kind: str, ax: int, reduction: str,

@@ -22,7 +22,9 @@ backend builds its kernels from (the CPU drivers, the gufuncs, the ``@njit`` ove
 Two optional hooks, used by the CPU drivers when present (dropped at build time when
 absent): ``threshold_select(z, buf, theta)``, a threshold specialised to the linear-time
 method, and ``small_loss_labels(z, y, ignore, scale, loss, grad, want_grad, lo, hi,
-theta)``, the loss with labels for rows of at most ``SMALL_K`` entries.
+theta)``, the loss with labels for rows of at most ``SMALL_K`` entries. A mapping with a
+parameter may define ``theta_vjp(p, g, theta)``, ``sum g * dp/dtheta`` for one row (the
+backends that have the ``theta_vjp`` operation build it from there).
 
 ``theta`` is the mapping's parameter for the row (a float; mappings without one ignore it),
 ``k == 0`` marks a row whose outputs are NaN. The "shifted tau" is each mapping's own

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from . import _entmax as E
+from ._entmax_dalpha import alpha_vjp as theta_vjp  # noqa: F401 (the optional hook)
 from ._rows import JIT, no_small_rows, row_max
 
 NAME = "entmax_bisect"
