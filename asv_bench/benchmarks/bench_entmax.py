@@ -72,12 +72,16 @@ class EntmaxBisect:
         sm.entmax_bisect(self.z, alpha, out=self.out)
         sm.entmax_bisect_jvp(self.p, self.v, alpha, out=self.out)
         sm.entmax_bisect_loss_and_grad(self.z, self.labels, alpha)
+        sm.entmax_bisect_alpha_vjp(self.p, self.v, alpha)
 
     def time_forward(self, alpha, dtype):
         sm.entmax_bisect(self.z, alpha, out=self.out)
 
     def time_jvp(self, alpha, dtype):
         sm.entmax_bisect_jvp(self.p, self.v, alpha, out=self.out)
+
+    def time_alpha_vjp(self, alpha, dtype):
+        sm.entmax_bisect_alpha_vjp(self.p, self.v, alpha)
 
     def time_loss_and_grad(self, alpha, dtype):
         sm.entmax_bisect_loss_and_grad(self.z, self.labels, alpha)

@@ -71,6 +71,7 @@ def _functions(x, labels, peers):
         f"entmax_bisect[{ALPHA}]": lambda: sm.entmax_bisect(x, ALPHA, out=o),
         "entmax_bisect[1.5]": lambda: sm.entmax_bisect(x, 1.5, out=o),
         f"entmax_bisect_jvp[{ALPHA}]": lambda: sm.entmax_bisect_jvp(pb, v, ALPHA, out=o2),
+        f"entmax_bisect_alpha_vjp[{ALPHA}]": lambda: sm.entmax_bisect_alpha_vjp(pb, v, ALPHA),
         f"entmax_bisect_loss_and_grad[{ALPHA}]":
             lambda: sm.entmax_bisect_loss_and_grad(x, labels, ALPHA),
     }
