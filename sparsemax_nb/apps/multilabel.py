@@ -645,6 +645,14 @@ class SparsemaxClassifier(_LinearMultilabel):
     With L2 regularisation the fitted scores stop just short of the margin (a one-hot
     target needs ``z_k - z_j >= 1``), so ``sparsemax(z)`` keeps small weights on wrong
     labels; a scale ``t > 1`` (tuned by ``scale="cv"``) removes them from the label set.
+
+    The same model trained with the 1.5-entmax loss:
+
+    >>> clf15 = SparsemaxClassifier(alpha=1e-4, loss="entmax15", scale=2.0).fit(X, Y)
+    >>> clf15.predict(X[:3])
+    array([[1, 0],
+           [0, 1],
+           [1, 1]])
     """
 
     _cv_param = "scale"
