@@ -5,7 +5,9 @@ each trained with L2 regularisation by L-BFGS:
 
 * :class:`SparsemaxClassifier`: the sparsemax loss against the label proportions
   ``q = y / sum(y)``; the predicted label set is the support of ``sparsemax(t z)``, with the
-  scale ``t`` tuned by cross-validation on the training set;
+  scale ``t`` tuned by cross-validation on the training set. With ``loss="entmax15"`` the
+  same model is trained with the Tsallis-1.5 Fenchel-Young loss of 1.5-entmax (Peters,
+  Niculae & Martins, 2019) and predicts the support of ``entmax15(t z)``;
 * :class:`SoftmaxClassifier`: the cross-entropy of ``softmax(z)`` against ``q``; labels are
   those with probability above a threshold tuned by cross-validation;
 * :class:`LogisticClassifier`: one logistic regression per label; labels above a tuned
@@ -22,7 +24,8 @@ label set changes, so the grid always runs from "every label" to "one label per 
 pick at either end raises :class:`TuningEdgeWarning`.
 
 Gradients are written by hand (no autodiff): with scores ``Z = X W + b`` and ``G = dL/dZ``
-(for sparsemax ``G = (sparsemax(Z) - Q) / n`` from :func:`sparsemax_nb.sparsemax_loss_and_grad`),
+(for sparsemax ``G = (sparsemax(Z) - Q) / n`` from :func:`sparsemax_nb.sparsemax_loss_and_grad`,
+for 1.5-entmax ``G = (entmax15(Z) - Q) / n`` from :func:`sparsemax_nb.entmax15_loss_and_grad`),
 ``dL/dW = X^T G + alpha W`` and ``dL/db = sum_i G_i``.
 """
 
@@ -46,7 +49,13 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "sparsemax_nb.multilabel needs scikit-learn and scipy: pip install 'sparsemax_nb[ml]'"
     ) from e
 
-from ..api import labels_to_proportions, sparsemax, sparsemax_loss_and_grad
+from ..api import (
+    entmax15,
+    entmax15_loss_and_grad,
+    labels_to_proportions,
+    sparsemax,
+    sparsemax_loss_and_grad,
+)
 from .datasets import macro_f1, micro_f1
 
 __all__ = [
@@ -54,6 +63,7 @@ __all__ = [
     "SoftmaxClassifier",
     "LogisticClassifier",
     "TuningEdgeWarning",
+    "LOSSES",
     "rule_grid",
     "pick_rule",
 ]
@@ -61,6 +71,23 @@ __all__ = [
 
 class TuningEdgeWarning(UserWarning):
     """A tuned value (a label rule's threshold or scale, or ``alpha``) is at an end of its grid."""
+
+
+# SparsemaxClassifier's ``loss``: the mapping whose Fenchel-Young loss trains the model and
+# whose support gives the labels, with the loss-and-gradient function of that loss.
+_MAPPINGS = {
+    "sparsemax": (sparsemax, sparsemax_loss_and_grad),
+    "entmax15": (entmax15, entmax15_loss_and_grad),
+}
+LOSSES = tuple(_MAPPINGS)
+
+
+def _check_loss(loss):
+    """``loss`` if it names one of :data:`LOSSES`, else a ValueError listing them."""
+    if not isinstance(loss, str) or loss not in _MAPPINGS:
+        choices = ", ".join(repr(name) for name in LOSSES)
+        raise ValueError(f"loss must be one of {choices}; got {loss!r}")
+    return loss
 
 
 # Up to this many features the fit works in whitened variables (see _preconditioner): the
@@ -321,30 +348,46 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
         floor = float(self.alpha) + 1e-10 * max(float(lam[-1]) if lam.size else 0.0, 1.0)
         return U, 1.0 / np.sqrt(lam + floor)
 
-    def _fit_weights(self, X, Q, Ybin):
+    def _problem(self, X, Q, Ybin):
+        """What L-BFGS-B minimises: ``(fun, x0, to_w)``.
+
+        ``fun(x) -> (value, gradient)`` is :meth:`_objective` in the optimiser's variables
+        (whitened ones when :meth:`_preconditioner` gives a decomposition, with the gradient
+        carried through by the chain rule), ``x0`` the start and ``to_w(x)`` the flattened
+        ``[W; b]`` of ``x``. Call it with BLAS and Numba limited as in :meth:`_fit_weights`.
+        """
         n, d = X.shape
         K = Q.shape[1]
         w0 = self._initial_weights(d, Q, Ybin)
+        dK = d * K
+        f = self._objective(X, Q, Ybin)
+        pre = self._preconditioner(X)
+        if pre is None:
+            return f, w0, lambda x: x
+        U, sc = pre
+
+        def fun(v):
+            W = U @ (sc[:, None] * v[:dK].reshape(d, K))
+            val, g = f(np.concatenate([W.ravel(), v[dK:]]))
+            gV = sc[:, None] * (U.T @ g[:dK].reshape(d, K))  # chain rule
+            return val, np.concatenate([gV.ravel(), g[dK:]])
+
+        def to_w(v):
+            return np.concatenate([(U @ (sc[:, None] * v[:dK].reshape(d, K))).ravel(), v[dK:]])
+
+        x0 = np.concatenate([((U.T @ w0[:dK].reshape(d, K)) / sc[:, None]).ravel(), w0[dK:]])
+        return fun, x0, to_w
+
+    def _fit_weights(self, X, Q, Ybin):
+        n, d = X.shape
+        K = Q.shape[1]
         dK = d * K
         # L-BFGS-B makes many small level-1 BLAS calls per iteration; a multi-threaded
         # OpenBLAS spends more time waking its threads than computing (measured 30x slower
         # on a busy 2-core machine), so BLAS runs single-threaded during the fit, and so
         # do the library's kernels (see _serial_numba).
         with _threadpool_limits(limits=1, user_api="blas"), _serial_numba():
-            f = self._objective(X, Q, Ybin)
-            pre = self._preconditioner(X)
-            if pre is None:
-                fun, x0 = f, w0
-            else:
-                U, sc = pre
-
-                def fun(v):
-                    W = U @ (sc[:, None] * v[:dK].reshape(d, K))
-                    val, g = f(np.concatenate([W.ravel(), v[dK:]]))
-                    gV = sc[:, None] * (U.T @ g[:dK].reshape(d, K))  # chain rule
-                    return val, np.concatenate([gV.ravel(), g[dK:]])
-
-                x0 = np.concatenate([((U.T @ w0[:dK].reshape(d, K)) / sc[:, None]).ravel(), w0[dK:]])
+            fun, x0, to_w = self._problem(X, Q, Ybin)
             res = _minimize(
                 fun,
                 x0,
@@ -352,9 +395,7 @@ class _LinearMultilabel(ClassifierMixin, BaseEstimator):
                 jac=True,
                 options={"maxiter": int(self.max_iter), "gtol": float(self.tol), "ftol": 1e-12},
             )
-            x = res.x
-            if pre is not None:
-                x = np.concatenate([(U @ (sc[:, None] * x[:dK].reshape(d, K))).ravel(), x[dK:]])
+            x = to_w(res.x)
         self.n_iter_ = int(res.nit)
         self.n_fev_ = int(res.nfev)
         self.coef_ = x[:dK].reshape(d, K).T.copy()  # (K, d), as scikit-learn
@@ -534,12 +575,22 @@ class SparsemaxClassifier(_LinearMultilabel):
     ``q_i = y_i / sum(y_i)``. ``predict_proba`` gives ``sparsemax(z)`` (the proportions the
     loss was fitted to), ``predict`` the support of ``sparsemax(scale_ * z)``.
 
+    With ``loss="entmax15"`` the loss is the Tsallis-1.5 Fenchel-Young loss of 1.5-entmax
+    (Peters, Niculae & Martins, 2019; :func:`sparsemax_nb.entmax15_loss`, gradient
+    ``entmax15(z) - q``), ``predict_proba`` gives ``entmax15(z)`` and ``predict`` the
+    support of ``entmax15(scale_ * z)``; everything else is the same.
+
     Parameters
     ----------
     alpha : float, optional
         L2 regularisation strength on ``W`` (not on ``b``).
+    loss : {"sparsemax", "entmax15"}, optional
+        The mapping (listed in :data:`LOSSES`) whose Fenchel-Young loss is minimised and
+        whose support gives the labels; any other value raises ``ValueError`` at
+        :meth:`fit`.
     scale : "cv" or float, optional
-        ``t`` in ``support(sparsemax(t z))``: ``"cv"`` (default) picks it by ``cv``-fold
+        ``t`` in ``support(sparsemax(t z))`` (``entmax15(t z)`` for ``loss="entmax15"``):
+        ``"cv"`` (default) picks it by ``cv``-fold
         cross-validation on the training set (micro F1) among quantiles of the scales at
         which the out-of-fold supports change (see :func:`rule_grid`); larger ``t``
         predicts fewer labels. A :class:`TuningEdgeWarning` says when the pick is an end of
@@ -594,15 +645,24 @@ class SparsemaxClassifier(_LinearMultilabel):
     With L2 regularisation the fitted scores stop just short of the margin (a one-hot
     target needs ``z_k - z_j >= 1``), so ``sparsemax(z)`` keeps small weights on wrong
     labels; a scale ``t > 1`` (tuned by ``scale="cv"``) removes them from the label set.
+
+    The same model trained with the 1.5-entmax loss:
+
+    >>> clf15 = SparsemaxClassifier(alpha=1e-4, loss="entmax15", scale=2.0).fit(X, Y)
+    >>> clf15.predict(X[:3])
+    array([[1, 0],
+           [0, 1],
+           [1, 1]])
     """
 
     _cv_param = "scale"
 
     def __init__(
-        self, alpha=1e-3, *, scale="cv", cv=3, fit_intercept=True, max_iter=1000, tol=1e-6,
-        random_state=0, warm_start=False,
+        self, alpha=1e-3, *, loss="sparsemax", scale="cv", cv=3, fit_intercept=True,
+        max_iter=1000, tol=1e-6, random_state=0, warm_start=False,
     ):
         self.alpha = alpha
+        self.loss = loss
         self.scale = scale
         self.cv = cv
         self.fit_intercept = fit_intercept
@@ -611,21 +671,41 @@ class SparsemaxClassifier(_LinearMultilabel):
         self.random_state = random_state
         self.warm_start = warm_start
 
+    def _check_params(self):
+        _check_loss(self.loss)
+        super()._check_params()
+
     def _default_rule(self):
         return 1.0
 
     def _intercept0(self, Q, Ybin):
-        # The mean loss over rows with W = 0 has gradient sparsemax(b) - mean(q): b = mean(q)
-        # (on the simplex, so sparsemax(b) = b) is optimal.
+        # The mean loss over rows with W = 0 has gradient mapping(b) - m, m = mean(q) on the
+        # simplex: b = m for sparsemax (sparsemax(m) = m), b = 2 sqrt(m) for 1.5-entmax
+        # (entmax15(b) = [b / 2 - tau]_+^2 = m with tau = 0; labels never seen sit at 0 = tau).
         lab = Ybin.any(axis=1)
-        return Q[lab].mean(axis=0) if lab.any() else np.zeros(Q.shape[1])
+        if not lab.any():
+            return np.zeros(Q.shape[1])
+        m = Q[lab].mean(axis=0)
+        return 2.0 * np.sqrt(m) if self.loss == "entmax15" else m
 
     def _rule_grid(self, Z):
         # Sorted row z_(1) >= z_(2) >= ...: the k-th is in the support of sparsemax(t z) iff
         # t * sum_{j<k} (z_(j) - z_(k)) < 1, so the support shrinks as t grows and changes
-        # at t_k = 1 / sum_{j<k} (z_(j) - z_(k)).
+        # at t_k = 1 / sum_{j<k} (z_(j) - z_(k)). For 1.5-entmax, [t z / 2 - tau]_+^2, the
+        # k-th is in the support iff sum_{j<k} (t z_(j) / 2 - t z_(k) / 2)^2 < 1: it changes
+        # at t_k = 2 / sqrt(S_k), S_k = sum_{j<k} (z_(j) - z_(k))^2.
         Zs = -np.sort(-np.asarray(Z, dtype=np.float64), axis=1)
         k = np.arange(1, Zs.shape[1])
+        if self.loss == "entmax15":
+            # With y_j = z_(1) - z_(j) (so y_1 = 0 <= y_j <= y_k for j < k),
+            # S_k = (k - 1) y_k^2 - 2 y_k sum y_j + sum y_j^2 from prefix sums; every term is
+            # at most 2 (k - 1) y_k^2 <= 2 (k - 1) S_k, so the relative rounding error stays
+            # O(k eps), with no O(K^2) pairwise differences.
+            Y = Zs[:, :1] - Zs
+            y = Y[:, 1:]
+            S = k * y * y - 2.0 * y * np.cumsum(Y, axis=1)[:, :-1] + np.cumsum(Y * Y, axis=1)[:, :-1]
+            with np.errstate(divide="ignore"):
+                return rule_grid(2.0 / np.sqrt(np.maximum(S, 0.0)))
         gap = np.cumsum(Zs, axis=1)[:, :-1] - k * Zs[:, 1:]
         with np.errstate(divide="ignore"):
             return rule_grid(1.0 / gap)
@@ -635,13 +715,14 @@ class SparsemaxClassifier(_LinearMultilabel):
         return "every label in the support" if edge == "low" else "one label per row"
 
     def _loss_grad(self, Z, Q, Ybin):
-        return sparsemax_loss_and_grad(Z, Q, reduction="mean")
+        return _MAPPINGS[_check_loss(self.loss)][1](Z, Q, reduction="mean")
 
     def _labels_from_scores(self, Z, t):
-        return sparsemax(t * Z) > 0  # sparsemax's support is never empty
+        # The support of sparsemax or 1.5-entmax is never empty.
+        return _MAPPINGS[_check_loss(self.loss)][0](t * Z) > 0
 
     def _proba(self, Z):
-        return sparsemax(Z)
+        return _MAPPINGS[_check_loss(self.loss)][0](Z)
 
 
 class SoftmaxClassifier(_LinearMultilabel):
