@@ -17,7 +17,8 @@ from sparsemax_nb.apps.multilabel import LogisticClassifier, SoftmaxClassifier, 
 
 MODELS = {"logistic": (LogisticClassifier, {"threshold": 0.5}),
           "softmax": (SoftmaxClassifier, {"threshold": 0.5}),
-          "sparsemax": (SparsemaxClassifier, {"scale": 1.0})}
+          "sparsemax": (SparsemaxClassifier, {"scale": 1.0}),
+          "entmax15": (SparsemaxClassifier, {"scale": 1.0, "loss": "entmax15"})}
 
 
 def tmc_like(n=21519, d=500, K=22, density=0.05, seed=0):

@@ -12,7 +12,7 @@ import sys
 SUBCOMMANDS = {
     "demo": ("sparsemax_nb.cli.demo", "softmax versus sparsemax, the loss and a speed check on built-in data"),
     "bench": ("sparsemax_nb.cli.bench.cpu", "every kernel timed against copyto, NumPy softmax/sparsemax and peers"),
-    "multilabel": ("sparsemax_nb.cli.multilabel", "the paper's multi-label experiment: logistic, softmax and sparsemax linear models"),
+    "multilabel": ("sparsemax_nb.cli.multilabel", "the paper's multi-label experiment: logistic, softmax and sparsemax (and entmax15) linear models"),
     "figures": ("sparsemax_nb.cli.figures", "PNG figures: sparsemax versus softmax, the losses, a sparse attention map"),
     "apply": ("sparsemax_nb.cli.apply", "sparsemax of the arrays in a .npy/.npz file or Zarr store, in bounded memory"),
 }
