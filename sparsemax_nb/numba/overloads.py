@@ -3,8 +3,15 @@
 ``numba.extending.overload`` registrations for :func:`sparsemax_nb.sparsemax`,
 :func:`~sparsemax_nb.sparsemax_threshold`, :func:`~sparsemax_nb.sparsemax_jvp` and
 :func:`~sparsemax_nb.sparsemax_loss_and_grad`, and the same four of 1.5-entmax
-(:func:`~sparsemax_nb.entmax15` ...), all from one factory. Registering costs nothing at import;
-Numba compiles an implementation only when a jitted function calls one of them.
+(:func:`~sparsemax_nb.entmax15` ...) and of alpha-entmax (:func:`~sparsemax_nb.entmax_bisect`
+...), all from one factory. Registering costs nothing at import; Numba compiles an
+implementation only when a jitted function calls one of them.
+
+alpha-entmax takes ``alpha`` where its public functions do (after the arrays, default
+1.5), as one number (float or integer, a variable or a constant): an array of alphas is a
+``TypingError`` here (the Python API and the gufuncs take one per row). An alpha that is not
+finite and > 1 raises ``ValueError`` at run time with the Python API's rule as message,
+before anything is written. Its functions have no ``method``, as in the Python API.
 
 Supported inside ``@njit``: 1-D and 2-D float32/float64 arrays (any layout), worked along
 the last axis; ``axis`` omitted, ``-1`` or ``ndim - 1`` (a non-literal ``axis`` is checked
