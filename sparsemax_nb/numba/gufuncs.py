@@ -36,8 +36,8 @@ the non-finite rules of section 4 of docs/contract.md: a row holding NaN or ``+i
 gives NaN; ``-inf`` entries of other rows give exact zeros.
 
 Dtypes: loops exist for float32 and float64 (each computed in its own dtype, sums in
-float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` also have loops for
-bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
+float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` (and their entmax
+counterparts) also have loops for bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
 loop search follows section 4 of docs/contract.md (bool and integers give float64, float16 gives
 float32). The loss gufuncs have the float loops only (so int8/int16 scores would be
 computed in float32 there: pass floats). Two float inputs of different precision promote
