@@ -1,4 +1,4 @@
-"""Sparsemax as NumPy generalized ufuncs (``numba.guvectorize``).
+"""Sparsemax and the entmax family as NumPy generalized ufuncs (``numba.guvectorize``).
 
 Each object here is a real :class:`numpy.ufunc` with a core signature, so NumPy's gufunc
 machinery applies: broadcasting of the batch (loop) dimensions, ``out=``, ``axes=`` /
@@ -19,15 +19,25 @@ gufunc                          signature             outputs
 ``sparsemax_loss_label_and_grad`` ``(n),()->(),(n)``  loss and ``sparsemax(z) - e_label``
 =============================== ===================== ========================================
 
-The row arithmetic is that of :mod:`sparsemax_nb.mappings.sparsemax` (its row functions
-``threshold``, ``write``, ``jvp`` and the row losses are called here), so results are bitwise equal to the public API called with
+The same seven exist for 1.5-entmax (``entmax15*``, same signatures) and for alpha-entmax
+(``entmax_bisect*``), whose ``alpha`` is one more core input of signature ``()`` after the
+arrays, in the order of the public functions: ``entmax_bisect`` is ``(n),()->(n)``
+(``z``, ``alpha``), ``entmax_bisect_jvp`` ``(n),(n),()->(n)`` (``p``, ``v``, ``alpha``),
+``entmax_bisect_loss_label`` ``(n),(),()->()`` (``z``, ``label``, ``alpha``), and so on.
+``alpha`` is float64 in every loop (a float32 ``alpha`` is widened, as the public functions
+do) and broadcasts against the batch dimensions like any operand: a scalar, or one value
+per row. It has no default (gufuncs have none; the public functions default to 1.5).
+
+The row arithmetic is that of :mod:`sparsemax_nb.mappings.sparsemax` (and of the entmax
+mappings; their row functions ``threshold``, ``write``, ``jvp`` and the row losses are called
+here), so results are bitwise equal to the public API called with
 ``method="select"`` (the method used here; ``"auto"`` currently picks it too), including
 the non-finite rules of section 4 of docs/contract.md: a row holding NaN or ``+inf``, or only ``-inf``,
 gives NaN; ``-inf`` entries of other rows give exact zeros.
 
 Dtypes: loops exist for float32 and float64 (each computed in its own dtype, sums in
-float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` also have loops for
-bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
+float64). ``sparsemax``, ``sparsemax_threshold`` and ``sparsemax_jvp`` (and their entmax
+counterparts) also have loops for bool and the 8/16-bit integers computed in float64, listed first so NumPy's first-safe-cast
 loop search follows section 4 of docs/contract.md (bool and integers give float64, float16 gives
 float32). The loss gufuncs have the float loops only (so int8/int16 scores would be
 computed in float32 there: pass floats). Two float inputs of different precision promote
@@ -35,7 +45,9 @@ to float64 (NumPy's rule; the public loss functions instead use ``z``'s dtype).
 
 What a gufunc cannot do: raise per-row errors. So, where the public API raises, these
 return NaN for the offending row instead: a target row that is negative or does not sum to
-1 (tolerance ``1e-6 * K``), a class index outside ``[0, K)``. There is no ``reduction``:
+1 (tolerance ``1e-6 * K``), a class index outside ``[0, K)``, an ``alpha`` that is not
+finite and > 1 (every output of that row NaN; a threshold's support size 0), as NumPy's
+own ufuncs answer a domain error with NaN. There is no ``reduction``:
 reduce the per-row loss yourself (``loss.mean()``), and no ``ignore_index``: mask rows.
 
 The gufuncs are built (compiled, or loaded from Numba's on-disk cache) the first time each
@@ -51,6 +63,7 @@ from numba.extending import overload
 from .. import _checks as C
 from .._jit import CACHE, JIT as _JIT
 from ..mappings import entmax15 as E15
+from ..mappings import entmax_bisect as EB
 from ..mappings import sparsemax as S
 
 __all__ = [
@@ -68,6 +81,13 @@ __all__ = [
     "entmax15_loss_and_grad",
     "entmax15_loss_label",
     "entmax15_loss_label_and_grad",
+    "entmax_bisect",
+    "entmax_bisect_threshold",
+    "entmax_bisect_jvp",
+    "entmax_bisect_loss",
+    "entmax_bisect_loss_and_grad",
+    "entmax_bisect_loss_label",
+    "entmax_bisect_loss_label_and_grad",
 ]
 
 _METHOD = C.SELECT
@@ -160,44 +180,49 @@ def _unmasked(z, m):
 
 def _kernels(mp):
     """The row kernels of the gufuncs for mapping module ``mp`` (its row functions called
-    with the rules of this module). ``mp`` is their only closure variable, as in the CPU
-    backend's drivers: a module pickles by reference, so Numba's disk cache keys each
-    mapping apart and finds it again. (A jitted function in a closure pickles with a fresh
-    identity in every process, which would defeat the cache: hence the threshold step is
-    written out in each kernel rather than shared.)"""
+    with the rules of this module), each taking the row's parameter ``theta`` last (0.0
+    for mappings without one). ``mp`` is their only closure variable besides the constant
+    ``unmask``, as in the CPU backend's drivers: a module pickles by reference, so Numba's
+    disk cache keys each mapping apart and finds it again. (A jitted function in a closure
+    pickles with a fresh identity in every process, which would defeat the cache: hence
+    the threshold step is written out in each kernel rather than shared.)"""
+    # The -inf replacement of _unmasked is off the support only for a fixed scale of the
+    # scores; with a parameter (alpha near 1 shrinks (alpha - 1) z) it could enter it. The
+    # entmax row losses are branchy and never form 0 * inf, so they need no replacement.
+    unmask = getattr(mp, "THETA_NAME", None) is None
 
     @njit(**_JIT)
-    def forward(z, p, method):
+    def forward(z, p, method, theta):
         if _has_nan(z):
             m, tau, k = np.nan, np.nan, 0
         else:
-            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, 0.0)
+            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, theta)
         pc = _c_out(p)
-        mp.write(z, pc, m, tau, k, 0.0)
+        mp.write(z, pc, m, tau, k, theta)
         _write_back(p, pc)
 
     @njit(**_JIT)
-    def threshold(z, tau_out, k_out, method):
+    def threshold(z, tau_out, k_out, method, theta):
         if _has_nan(z):
             m, tau, k = np.nan, np.nan, 0
         else:
-            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, 0.0)
-        tau_out[0] = mp.tau_of(m, tau, 0.0)
+            m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * z.shape[0]), method, theta)
+        tau_out[0] = mp.tau_of(m, tau, theta)
         k_out[0] = k
 
     @njit(**_JIT)
-    def jvp(p, v, out):
+    def jvp(p, v, out, theta):
         """The row function ``jvp``, NaN rows of ``p`` answered first (see _has_nan)."""
         if _has_nan(p):
             for j in range(p.shape[0]):
                 out[j] = np.nan
             return
         oc = _c_out(out)
-        mp.jvp(p, v, oc, 0.0)
+        mp.jvp(p, v, oc, theta)
         _write_back(out, oc)
 
     @njit(**_JIT)
-    def loss_dist(z, q, loss, grad, want_grad, scale, method):
+    def loss_dist(z, q, loss, grad, want_grad, scale, method, theta):
         """As the CPU driver ``_loss_dist_rows`` (same row kernel), plus the API's target
         check."""
         K = z.shape[0]
@@ -217,7 +242,7 @@ def _kernels(mp):
         if _has_nan(z):
             _nan_row(loss, grad, want_grad)
             return
-        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, 0.0)
+        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, theta)
         if k == 0:
             _nan_row(loss, grad, want_grad)
             return
@@ -228,17 +253,17 @@ def _kernels(mp):
             masked |= x
             mass_on_masked |= x and q[j] != 0
         gc = _c_out(grad)
-        if masked:
+        if unmask and masked:
             zz = _unmasked(z, m)
-            acc = mp.loss_dist(zz, q, m, tau, k, 0.0, scale, gc, want_grad)
+            acc = mp.loss_dist(zz, q, m, tau, k, theta, scale, gc, want_grad)
         else:
-            acc = mp.loss_dist(z, q, m, tau, k, 0.0, scale, gc, want_grad)
+            acc = mp.loss_dist(z, q, m, tau, k, theta, scale, gc, want_grad)
         if want_grad:
             _write_back(grad, gc)
         loss[0] = np.inf if mass_on_masked else acc
 
     @njit(**_JIT)
-    def loss_label(z, label, loss, grad, want_grad, scale, method):
+    def loss_label(z, label, loss, grad, want_grad, scale, method, theta):
         """As the CPU driver ``_loss_labels_rows`` (same row kernel; no ignore_index)."""
         K = z.shape[0]
         if label < 0 or label >= K:
@@ -247,12 +272,12 @@ def _kernels(mp):
         if _has_nan(z):
             _nan_row(loss, grad, want_grad)
             return
-        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, 0.0)
+        m, tau, k = mp.threshold(z, np.empty(mp.SCRATCH * K), method, theta)
         if k == 0:
             _nan_row(loss, grad, want_grad)
             return
         gc = _c_out(grad)
-        acc = mp.loss_label(z, label, m, tau, k, 0.0, scale, gc, want_grad)
+        acc = mp.loss_label(z, label, m, tau, k, theta, scale, gc, want_grad)
         if want_grad:
             _write_back(grad, gc)
         loss[0] = acc
@@ -262,64 +287,133 @@ def _kernels(mp):
 
 _forward, _threshold, _jvp, _loss_dist, _loss_label = _kernels(S)
 _e15_forward, _e15_threshold, _e15_jvp, _e15_loss_dist, _e15_loss_label = _kernels(E15)
+_eb_forward, _eb_threshold, _eb_jvp, _eb_loss_dist, _eb_loss_label = _kernels(EB)
+
+
+@njit(**_JIT)
+def _alpha_ok(alpha):
+    """``alpha`` finite and > 1: the rule of :func:`sparsemax_nb.mappings.entmax_bisect.
+    check_theta`, for compiled callers (the gufuncs, the ``@njit`` overloads).
+
+    The quiet ``==`` answers NaN first, so no ordered comparison sees one (see _has_nan).
+    """
+    return alpha == alpha and alpha > 1.0 and alpha < np.inf
+
+
+@njit(**_JIT)
+def _nan_fill(x):
+    for j in range(x.shape[0]):
+        x[j] = np.nan
 
 
 # --------------------------------------------------------------------------- gufunc bodies
 # One set per mapping, each body a call of a module-level kernel (see _kernels on closures).
 def _g_sparsemax(z, p):
-    _forward(_float_row(z), p, _METHOD)
+    _forward(_float_row(z), p, _METHOD, 0.0)
 
 
 def _g_threshold(z, tau, k):
-    _threshold(_float_row(z), tau, k, _METHOD)
+    _threshold(_float_row(z), tau, k, _METHOD, 0.0)
 
 
 def _g_jvp(p, v, out):
-    _jvp(_float_row(p), _float_row(v), out)
+    _jvp(_float_row(p), _float_row(v), out, 0.0)
 
 
 def _g_loss(z, q, loss):
-    _loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD)
+    _loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD, 0.0)
 
 
 def _g_loss_and_grad(z, q, loss, grad):
-    _loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD)
+    _loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD, 0.0)
 
 
 def _g_loss_label(z, label, loss):
-    _loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD)
+    _loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD, 0.0)
 
 
 def _g_loss_label_and_grad(z, label, loss, grad):
-    _loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
+    _loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD, 0.0)
 
 
 def _g_e15(z, p):
-    _e15_forward(_float_row(z), p, _METHOD)
+    _e15_forward(_float_row(z), p, _METHOD, 0.0)
 
 
 def _g_e15_threshold(z, tau, k):
-    _e15_threshold(_float_row(z), tau, k, _METHOD)
+    _e15_threshold(_float_row(z), tau, k, _METHOD, 0.0)
 
 
 def _g_e15_jvp(p, v, out):
-    _e15_jvp(_float_row(p), _float_row(v), out)
+    _e15_jvp(_float_row(p), _float_row(v), out, 0.0)
 
 
 def _g_e15_loss(z, q, loss):
-    _e15_loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD)
+    _e15_loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD, 0.0)
 
 
 def _g_e15_loss_and_grad(z, q, loss, grad):
-    _e15_loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD)
+    _e15_loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD, 0.0)
 
 
 def _g_e15_loss_label(z, label, loss):
-    _e15_loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD)
+    _e15_loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD, 0.0)
 
 
 def _g_e15_loss_label_and_grad(z, label, loss, grad):
-    _e15_loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD)
+    _e15_loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD, 0.0)
+
+
+# alpha-entmax: alpha is a core input of signature (), one float64 per row after NumPy's
+# broadcasting. An invalid alpha gives a NaN row (a gufunc cannot raise per row).
+def _g_eb(z, alpha, p):
+    if _alpha_ok(alpha):
+        _eb_forward(_float_row(z), p, _METHOD, alpha)
+    else:
+        _nan_fill(p)
+
+
+def _g_eb_threshold(z, alpha, tau, k):
+    if _alpha_ok(alpha):
+        _eb_threshold(_float_row(z), tau, k, _METHOD, alpha)
+    else:
+        tau[0] = np.nan
+        k[0] = 0
+
+
+def _g_eb_jvp(p, v, alpha, out):
+    if _alpha_ok(alpha):
+        _eb_jvp(_float_row(p), _float_row(v), out, alpha)
+    else:
+        _nan_fill(out)
+
+
+def _g_eb_loss(z, q, alpha, loss):
+    if _alpha_ok(alpha):
+        _eb_loss_dist(_float_row(z), _float_row(q), loss, loss, False, 1.0, _METHOD, alpha)
+    else:
+        loss[0] = np.nan
+
+
+def _g_eb_loss_and_grad(z, q, alpha, loss, grad):
+    if _alpha_ok(alpha):
+        _eb_loss_dist(_float_row(z), _float_row(q), loss, grad, True, 1.0, _METHOD, alpha)
+    else:
+        _nan_row(loss, grad, True)
+
+
+def _g_eb_loss_label(z, label, alpha, loss):
+    if _alpha_ok(alpha):
+        _eb_loss_label(_float_row(z), label, loss, loss, False, 1.0, _METHOD, alpha)
+    else:
+        loss[0] = np.nan
+
+
+def _g_eb_loss_label_and_grad(z, label, alpha, loss, grad):
+    if _alpha_ok(alpha):
+        _eb_loss_label(_float_row(z), label, loss, grad, True, 1.0, _METHOD, alpha)
+    else:
+        _nan_row(loss, grad, True)
 
 
 def _specs(name, bodies):
@@ -338,11 +432,37 @@ def _specs(name, bodies):
     }
 
 
+def _alpha_specs(name, bodies):
+    """As :func:`_specs`, with a float64 core input ``alpha`` of signature ``()`` after the
+    arrays (the argument order of the public functions)."""
+    fwd, thr, jvp, loss, loss_grad, label, label_grad = bodies
+    return {
+        name: (fwd, "(n),()->(n)", lambda t, r: f"void({t}[:], f8, {r}[:])"),
+        f"{name}_threshold": (
+            thr, "(n),()->(),()", lambda t, r: f"void({t}[:], f8, {r}[:], i8[:])"),
+        f"{name}_jvp": (
+            jvp, "(n),(n),()->(n)", lambda t, r: f"void({t}[:], {t}[:], f8, {r}[:])"),
+        f"{name}_loss": (
+            loss, "(n),(n),()->()", lambda t, r: f"void({t}[:], {t}[:], f8, {r}[:])"),
+        f"{name}_loss_and_grad": (
+            loss_grad, "(n),(n),()->(),(n)",
+            lambda t, r: f"void({t}[:], {t}[:], f8, {r}[:], {r}[:])"),
+        f"{name}_loss_label": (
+            label, "(n),(),()->()", lambda t, r: f"void({t}[:], i8, f8, {r}[:])"),
+        f"{name}_loss_label_and_grad": (
+            label_grad, "(n),(),()->(),(n)",
+            lambda t, r: f"void({t}[:], i8, f8, {r}[:], {r}[:])"),
+    }
+
+
 _SPECS = {
     **_specs("sparsemax", (_g_sparsemax, _g_threshold, _g_jvp, _g_loss, _g_loss_and_grad,
                            _g_loss_label, _g_loss_label_and_grad)),
     **_specs("entmax15", (_g_e15, _g_e15_threshold, _g_e15_jvp, _g_e15_loss,
                           _g_e15_loss_and_grad, _g_e15_loss_label, _g_e15_loss_label_and_grad)),
+    **_alpha_specs("entmax_bisect", (_g_eb, _g_eb_threshold, _g_eb_jvp, _g_eb_loss,
+                                     _g_eb_loss_and_grad, _g_eb_loss_label,
+                                     _g_eb_loss_label_and_grad)),
 }
 
 _DOCS = {
@@ -397,6 +517,37 @@ Signature ``(n),()->()``; an index outside ``[0, n)`` gives NaN.""",
     "entmax15_loss_label_and_grad": """1.5-entmax loss and gradient for a class index per row.
 
 Signature ``(n),()->(),(n)``; invalid rows as :data:`entmax15_loss_label`.""",
+})
+# alpha-entmax: alpha a core input of signature () (no default: gufuncs have none).
+_DOCS.update({
+    "entmax_bisect": """alpha-entmax along the core dimension: ``p = [(alpha - 1) z - tau]_+^(1 / (alpha - 1))``.
+
+Signature ``(n),()->(n)``: ``alpha`` (float64) broadcasts against the batch dimensions
+like any operand, one value per row. The same bits as :func:`sparsemax_nb.entmax_bisect`.
+An ``alpha`` that is not finite and > 1 gives a NaN row (the public function raises).""",
+    "entmax_bisect_threshold": """``(tau, support_size)`` of alpha-entmax along the core dimension.
+
+Signature ``(n),()->(),()``; as :func:`sparsemax_nb.entmax_bisect_threshold`. An invalid
+``alpha`` gives ``tau = NaN`` and size 0.""",
+    "entmax_bisect_jvp": """Jacobian-vector product of alpha-entmax at output ``p`` (also the vjp).
+
+Signature ``(n),(n),()->(n)`` (``p``, ``v``, ``alpha``); as
+:func:`sparsemax_nb.entmax_bisect_jvp`. An invalid ``alpha`` gives a NaN row.""",
+    "entmax_bisect_loss": """alpha-entmax Fenchel-Young loss for a target distribution per row.
+
+Signature ``(n),(n),()->()`` (``z``, ``q``, ``alpha``); invalid target rows give NaN, as
+:data:`sparsemax_loss`, and so does an ``alpha`` that is not finite and > 1.""",
+    "entmax_bisect_loss_and_grad": """alpha-entmax loss and its gradient ``entmax_bisect(z, alpha) - q``.
+
+Signature ``(n),(n),()->(),(n)``; invalid rows as :data:`entmax_bisect_loss` (NaN loss and
+gradient).""",
+    "entmax_bisect_loss_label": """alpha-entmax loss for a class index per row.
+
+Signature ``(n),(),()->()`` (``z``, ``label``, ``alpha``); an index outside ``[0, n)`` or
+an invalid ``alpha`` gives NaN.""",
+    "entmax_bisect_loss_label_and_grad": """alpha-entmax loss and gradient for a class index per row.
+
+Signature ``(n),(),()->(),(n)``; invalid rows as :data:`entmax_bisect_loss_label`.""",
 })
 
 _built: dict[str, Any] = {}
