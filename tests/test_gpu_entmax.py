@@ -420,3 +420,62 @@ def test_default_block(tpb, case):
         lc, gc = sm.entmax15_loss_and_grad(z, y, **kw)
         np.testing.assert_allclose(host(lg), lc, rtol=1e-12)
         np.testing.assert_allclose(host(gg), gc, atol=1e-12, rtol=0)
+
+
+# --------------------------------------------------------------------------- GPU branch
+# test_gpu's ``gpu_branch`` fixture loads cuda_warp's GPU branch (shuffles, cross-warp
+# partials, warp votes) with warp-synchronous intrinsics in the simulator; here the entmax
+# kernels are re-created on it too, so reduce3_sum's butterfly and next_up/next_down's
+# libdevice calls run the code a GPU runs.
+from test_gpu import gpu_branch  # noqa: E402,F401  (a fixture)
+
+
+@pytest.fixture
+def gpu_branch_entmax(gpu_branch, monkeypatch):  # noqa: F811
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import sparsemax_nb.backends as backends_pkg
+
+    warp = sys.modules["sparsemax_nb.backends._cuda_warp_gpu"]
+    warp.libdevice.nextafter = staticmethod(
+        lambda x, y: float(np.nextafter(np.float64(x), np.float64(y)))
+    )
+    path = Path(backends_pkg.__file__).parent / "cuda_entmax.py"
+    src = path.read_text()
+    src = src.replace("from .cuda_warp import", "from sparsemax_nb.backends._cuda_warp_gpu import")
+    src = src.replace("from .cuda_kernels import", "from sparsemax_nb.backends.cuda_kernels import")
+    spec = importlib.util.spec_from_file_location("sparsemax_nb.backends.cuda_entmax", path)
+    mod = importlib.util.module_from_spec(spec)
+    exec(compile(src, str(path), "exec"), mod.__dict__)
+    monkeypatch.setitem(sys.modules, "sparsemax_nb.backends.cuda_entmax", mod)
+    monkeypatch.setattr(backends_pkg, "cuda_entmax", mod, raising=False)
+    return gpu_branch
+
+
+@pytest.mark.parametrize("tpb", [8, DEFAULT_TPB])
+def test_gpu_branch_of_the_warp_helpers(gpu_branch_entmax, tpb):
+    _gpu.set_block_size(tpb)
+    # 8 threads: several rows per block (K = 20) and rows re-read (K = 100); 256 threads:
+    # two-warp groups (cross-warp partials, block votes).
+    shapes = [(5, 20), (3, 100)] if tpb == 8 else [(5, 300)]
+    for n, K in shapes:
+        z = RNG.normal(size=(n, K)) * 2
+        z[0, 1] = z[0, 2]
+        alpha = np.array(ALPHAS[:n])
+        p = host(sm.entmax_bisect(dev(z), alpha))
+        np.testing.assert_allclose(p, sm.entmax_bisect(z, alpha), atol=1e-12, rtol=0)
+        _, k = sm.entmax_bisect_threshold(dev(z), alpha)
+        np.testing.assert_array_equal(host(k), sm.entmax_bisect_threshold(z, alpha)[1])
+        v = RNG.normal(size=z.shape)
+        np.testing.assert_allclose(host(sm.entmax_bisect_jvp(dev(p), dev(v), alpha)),
+                                   sm.entmax_bisect_jvp(p, v, alpha), atol=1e-12, rtol=0)
+    y = np.array([0, 5, -1, 7])
+    z = RNG.normal(size=(4, 40))
+    kw = dict(reduction="mean", ignore_index=-1)
+    lg, gg = sm.entmax15_loss_and_grad(dev(z), dev(y), **kw)
+    lc, gc = sm.entmax15_loss_and_grad(z, y, **kw)
+    np.testing.assert_allclose(host(lg), lc, rtol=1e-12)
+    np.testing.assert_allclose(host(gg), gc, atol=1e-12, rtol=0)
+    assert gpu_branch_entmax.calls["shfl"] > 0 and gpu_branch_entmax.calls["vote"] > 0
