@@ -479,3 +479,22 @@ def test_gpu_branch_of_the_warp_helpers(gpu_branch_entmax, tpb):
     np.testing.assert_allclose(host(lg), lc, rtol=1e-12)
     np.testing.assert_allclose(host(gg), gc, atol=1e-12, rtol=0)
     assert gpu_branch_entmax.calls["shfl"] > 0 and gpu_branch_entmax.calls["vote"] > 0
+
+
+# --------------------------------------------------------------------------- bench code
+def test_bench_and_check_code_paths_run_tiny():
+    # The entmax rows of ``sparsemax-nb bench --device cuda`` and of its ``--check``, at
+    # tiny sizes under the simulator (meaningless times).
+    from sparsemax_nb.cli.bench import gpu as _bench_gpu
+
+    res = _bench_gpu._measure(cuda, "simulator", rows=3, K=16, long_k=40, repeats=1)
+    names = [r["name"] for r in res]
+    assert {"entmax15", "entmax_bisect (alpha 1.3)", "entmax_bisect (alpha per row)",
+            "entmax15_loss_and_grad"} <= set(names)
+    checks = _bench_gpu.check_entmax_paths(cuda, _bench_gpu._ENTMAX_CASES["tiny"])
+    assert len(checks) == 3 * len(_bench_gpu._ENTMAX_CASES["tiny"])
+    assert {c["name"].split("/")[0] for c in checks} == {
+        "entmax15", "entmax_bisect_1.3", "entmax_bisect_per_row"}
+    assert all(c["ok"] and c["support_mismatches"] == 0 for c in checks), checks
+    assert all(set(c["max_abs_err"]) == {"forward", "threshold", "jvp", "loss", "loss_grad"}
+               for c in checks)
