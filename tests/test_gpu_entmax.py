@@ -498,3 +498,71 @@ def test_bench_and_check_code_paths_run_tiny():
     assert all(c["ok"] and c["support_mismatches"] == 0 for c in checks), checks
     assert all(set(c["max_abs_err"]) == {"forward", "threshold", "jvp", "loss", "loss_grad"}
                for c in checks)
+
+
+def test_float16_and_bool_inputs():
+    z = (RNG.normal(size=(3, 9)) * 2).astype(np.float16)
+    p = sm.entmax_bisect(dev(z), 1.3)
+    assert p.dtype == np.float32
+    np.testing.assert_allclose(host(p), sm.entmax_bisect(z, 1.3), atol=1e-6, rtol=0)
+    zb = RNG.random((3, 5)) > 0.5
+    np.testing.assert_allclose(host(sm.entmax15(dev(zb))), sm.entmax15(zb), atol=1e-12, rtol=0)
+
+
+# --------------------------------------------------------------------------- PTX
+PTX_CHECK = r'''
+import sys, types as _t
+from numba import cuda, types
+sys.modules["numba.cuda.dispatcher"].get_current_device = (
+    lambda: _t.SimpleNamespace(compute_capability=(8, 0))
+)
+import sparsemax_nb.backends.cuda_entmax as C
+
+A = lambda t, n: types.Array(t, n, "C")
+f16, f32, f64, b1, i64 = types.float16, types.float32, types.float64, types.boolean, types.int64
+th = A(f64, 1)
+sigs = {
+    "k_ent_forward": [(A(f32, 3), A(f32, 3), th, i64, i64, i64),
+                      (A(f64, 3), A(f64, 3), th, i64, i64, i64),
+                      (A(f16, 3), A(f32, 3), th, i64, i64, i64),
+                      (A(b1, 3), A(f64, 3), th, i64, i64, i64)],
+    "k_ent_threshold": [(A(f32, 3), A(f32, 1), A(i64, 1), th, i64, i64, i64)],
+    "k_ent_jvp": [(A(f32, 3), A(f64, 3), A(f64, 3), th, i64, i64, i64)],
+    "k_ent_loss_labels": [(A(f32, 3), A(i64, 1), i64, f64, A(f32, 1), A(f32, 3), b1, th,
+                           i64, i64, i64)],
+    "k_ent_loss_dist": [(A(f64, 3), A(f64, 3), f64, A(f64, 1), A(f64, 3), b1, th, i64, i64,
+                         i64)],
+}
+for name, ss in sigs.items():
+    for sig in ss:
+        ptx, _ = cuda.compile_ptx(getattr(C, name).py_func, sig, cc=(8, 0))
+        # The per-thread row cache must stay in registers (no local-memory arrays).
+        assert ".local" not in ptx, name
+        if name != "k_ent_jvp":
+            # x = (alpha - 1)(z - m) is rounded on its own (not fused into x - v).
+            assert "mul.rn.f64" in ptx, name
+print("ok")
+'''
+
+
+@pytest.mark.slow
+def test_kernels_compile_for_a_real_gpu():
+    """Type inference, lowering and NVVM for sm_80, without a GPU (needs NVVM and NVRTC,
+    e.g. ``pip install nvidia-nvvm nvidia-cuda-nvrtc``; skipped otherwise)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pathfinder = pytest.importorskip("cuda.pathfinder")
+    for lib in ("nvvm", "nvrtc"):
+        try:
+            pathfinder.load_nvidia_dynamic_lib(lib)
+        except Exception:
+            pytest.skip(f"lib{lib} not found: cannot build PTX here")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run(
+        [sys.executable, "-c", PTX_CHECK], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-3000:]

@@ -419,23 +419,15 @@ def k_ent_loss_labels(z3, y, ignore, scale, loss, g3, want_grad, th, n_rows, inn
     rr = 1.0 / a1
     L = _offset(a1)
     acc = 0.0
-    if cached:
-        nv = _n_mine(kk, g, G)
-        for c in range(ITEMS):
-            j = g + c * G
-            if c < nv:
-                w = loc[c] - v
-                on = 1.0 if j == label else 0.0
-                acc += _term(w, L, on, a1, alpha, rr)
-                if want_grad:
-                    g3[o, j, i] = (_p_of(loc[c], v, k, rr, L) - on) * scale
-    else:
-        for j in range(g, kk, G):
-            x = mul_rn(a1, float64(z3[o, j, i]) - m)
-            on = 1.0 if j == label else 0.0
-            acc += _term(x - v, L, on, a1, alpha, rr)
-            if want_grad:
-                g3[o, j, i] = (_p_of(x, v, k, rr, L) - on) * scale
+    # The row is re-read here even when it was cached: the loss term is too large a loop
+    # body for LLVM to unroll, and one dynamically indexed read of ``loc`` would move the
+    # whole cache to local memory for the search too.
+    for j in range(g, kk, G):
+        x = mul_rn(a1, float64(z3[o, j, i]) - m)
+        on = 1.0 if j == label else 0.0
+        acc += _term(x - v, L, on, a1, alpha, rr)
+        if want_grad:
+            g3[o, j, i] = (_p_of(x, v, k, rr, L) - on) * scale
     acc, _, _ = reduce3_sum(sh, t, g, G, acc, 0.0, 0.0, par)
     if valid and want_grad and not active:
         for j in range(g, K, G):
@@ -464,22 +456,12 @@ def k_ent_loss_dist(z3, q3, scale, loss, g3, want_grad, th, n_rows, inner, G):
     rr = 1.0 / a1
     L = _offset(a1)
     acc = 0.0
-    if cached:
-        nv = _n_mine(kk, g, G)
-        for c in range(ITEMS):
-            j = g + c * G
-            if c < nv:
-                qj = float64(q3[o, j, i])
-                acc += _term(loc[c] - v, L, qj, a1, alpha, rr)
-                if want_grad:
-                    g3[o, j, i] = (_p_of(loc[c], v, k, rr, L) - qj) * scale
-    else:
-        for j in range(g, kk, G):
-            x = mul_rn(a1, float64(z3[o, j, i]) - m)
-            qj = float64(q3[o, j, i])
-            acc += _term(x - v, L, qj, a1, alpha, rr)
-            if want_grad:
-                g3[o, j, i] = (_p_of(x, v, k, rr, L) - qj) * scale
+    for j in range(g, kk, G):  # re-read, as in k_ent_loss_labels
+        x = mul_rn(a1, float64(z3[o, j, i]) - m)
+        qj = float64(q3[o, j, i])
+        acc += _term(x - v, L, qj, a1, alpha, rr)
+        if want_grad:
+            g3[o, j, i] = (_p_of(x, v, k, rr, L) - qj) * scale
     acc, _, _ = reduce3_sum(sh, t, g, G, acc, 0.0, 0.0, par)
     if valid and g == 0:
         loss[r] = _NAN if k == 0 else acc
