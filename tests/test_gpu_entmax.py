@@ -166,6 +166,38 @@ def test_adversarial_rows(m):
     check_forward(m, z1)
 
 
+def test_near_ties_take_the_float_probes(monkeypatch):
+    # Rows whose entries enter the support within a few ulps of each other: Newton stops
+    # moving v and the search probes the neighbouring floats (next_up / next_down), as
+    # on the CPU; alpha from just above 1 to 10.
+    from sparsemax_nb.backends import cuda_entmax as E
+
+    calls = {"up": 0, "down": 0}
+    if SIMULATOR:
+        up, down = E.next_up, E.next_down
+
+        def next_up(x):
+            calls["up"] += 1
+            return up(x)
+
+        def next_down(x):
+            calls["down"] += 1
+            return down(x)
+
+        monkeypatch.setattr(E, "next_up", next_up)
+        monkeypatch.setattr(E, "next_down", next_down)
+    z = np.array([
+        np.r_[0.0, -np.logspace(-12, 0, 9)],
+        np.r_[np.zeros(3), -1e-14 * np.arange(1, 8)],
+        np.r_[0.0, -1e-8, -2e-8, np.full(7, -1.0)],
+        np.r_[0.0, np.full(3, -0.5), -2.0, -2.0, np.full(4, -3.0)],
+    ])
+    for a in (1.001, 1.01, 2.01, 2.5, 5.0, 10.0):
+        check_forward(("bisect", a), z, naive_too=False)
+    if SIMULATOR:
+        assert calls["up"] > 0 and calls["down"] > 0
+
+
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # the simulator's NumPy scalars
 @pytest.mark.parametrize("m", [MAPPINGS[0], ("bisect", 1.3), ("bisect", 3.0)], ids=ids)
 def test_non_finite_rows(m):
