@@ -17,6 +17,11 @@ stream needs the caller's own synchronisation, as with any CuPy stream.
 ``method`` is checked by the API but not used here: the device threshold (Michelot's fixed point with a
 bisection safeguard, finished by the exact support formula) is the same for all methods.
 
+The entmax mappings (``entmax15``, ``entmax_bisect``) run the kernels of
+:mod:`sparsemax_nb.backends.cuda_entmax` (one bracketed Newton search for every alpha, with
+the launch configuration of the general kernels below); alpha goes to the device as one
+value or one value per row. The other mappings raise ``NotImplementedError``.
+
 Kernel choice (see :mod:`sparsemax_nb.backends.cuda_kernels`): float32 (and float16) rows of 65 to
 ``32 * block size`` entries take the register-resident kernels (a warp per row up to 1024
 entries); other rows the general ones; calls with at most ``max_rows`` rows of at least
