@@ -5,7 +5,8 @@ so asv skips it silently; at the test suite's tiny sizes the class stays and its
 raises ``NotImplementedError`` (asv's skip), so that path is exercised too. Each ``time_*`` synchronises the device, so it times the
 kernels and not just the launch. ``time_copy`` is the memory floor on the GPU: a
 device-to-device copy of the same array (one read, one write), and ``track_ratio_to_copy``
-records the forward pass as a fraction of it (1.0 = copy speed).
+records the forward pass as a fraction of it (1.0 = copy speed). ``GpuEntmaxKernels`` times
+the entmax kernels (1.5-entmax, alpha = 1.3, one alpha per row).
 
 ``SPARSEMAX_NB_ASV_TINY=1`` (read at import) shrinks every size.
 """
@@ -106,6 +107,58 @@ class GpuKernels:
     track_ratio_to_copy.unit = "ratio"
 
 
+# The entmax kernels (one Newton threshold search for every alpha): 1.5-entmax, one alpha
+# for every row, and one alpha per row.
+ENTMAX_SHAPES = {
+    "batch": (256, 1024) if TINY else (65536, 1024),
+    "tiny_rows": (4096, 8) if TINY else (2**20, 8),
+    "wide_rows": (16, 2**14) if TINY else (256, 2**16),
+}
+
+
+class GpuEntmaxKernels:
+    params = (list(ENTMAX_SHAPES), ["float32", "float64"], ["entmax15", "1.3", "per_row"])
+    param_names = ["family", "dtype", "alpha"]
+    timeout = 300
+
+    def setup(self, family, dtype, alpha):
+        self.cuda = cuda = _cuda()
+        import sparsemax_nb as sm
+
+        rows, K = ENTMAX_SHAPES[family]
+        rng = np.random.default_rng(0)
+        self.z = cuda.to_device(rng.standard_normal((rows, K)).astype(dtype))
+        self.out = cuda.device_array_like(self.z)
+        self.y = cuda.to_device(rng.integers(0, K, rows))
+        self.v = cuda.to_device(rng.standard_normal((rows, K)).astype(dtype))
+        if alpha == "entmax15":
+            self.fwd = lambda z, **kw: sm.entmax15(z, **kw)
+            self.jvp = lambda p, v, **kw: sm.entmax15_jvp(p, v, **kw)
+            self.loss = lambda z, y: sm.entmax15_loss_and_grad(z, y)
+        else:
+            a = 1.3 if alpha == "1.3" else rng.choice(np.array([1.05, 1.5, 2.0, 3.0]), rows)
+            self.fwd = lambda z, **kw: sm.entmax_bisect(z, a, **kw)
+            self.jvp = lambda p, v, **kw: sm.entmax_bisect_jvp(p, v, a, **kw)
+            self.loss = lambda z, y: sm.entmax_bisect_loss_and_grad(z, y, a)
+        # Compile every kernel outside the timings.
+        self.p = self.fwd(self.z)
+        self.jvp(self.p, self.v, out=self.out)
+        self.loss(self.z, self.y)
+        cuda.synchronize()
+
+    def time_forward(self, family, dtype, alpha):
+        self.fwd(self.z, out=self.out)
+        self.cuda.synchronize()
+
+    def time_jvp(self, family, dtype, alpha):
+        self.jvp(self.p, self.v, out=self.out)
+        self.cuda.synchronize()
+
+    def time_loss_and_grad(self, family, dtype, alpha):
+        self.loss(self.z, self.y)
+        self.cuda.synchronize()
+
+
 def _device_present():
     import warnings
 
@@ -119,4 +172,5 @@ def _device_present():
 
 
 if not TINY and not _device_present():
-    del GpuKernels  # nothing to time without a GPU: no "n/a" rows, no tracebacks
+    # nothing to time without a GPU: no "n/a" rows, no tracebacks
+    del GpuKernels, GpuEntmaxKernels

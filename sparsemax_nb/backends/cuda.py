@@ -17,6 +17,11 @@ stream needs the caller's own synchronisation, as with any CuPy stream.
 ``method`` is checked by the API but not used here: the device threshold (Michelot's fixed point with a
 bisection safeguard, finished by the exact support formula) is the same for all methods.
 
+The entmax mappings (``entmax15``, ``entmax_bisect``) run the kernels of
+:mod:`sparsemax_nb.backends.cuda_entmax` (one bracketed Newton search for every alpha, with
+the launch configuration of the general kernels below); alpha goes to the device as one
+value or one value per row. The other mappings raise ``NotImplementedError``.
+
 Kernel choice (see :mod:`sparsemax_nb.backends.cuda_kernels`): float32 (and float16) rows of 65 to
 ``32 * block size`` entries take the register-resident kernels (a warp per row up to 1024
 entries); other rows the general ones; calls with at most ``max_rows`` rows of at least
@@ -397,16 +402,32 @@ def asarray(x, name="z"):
     return x
 
 
-def _sparsemax_only(mapping):
-    if mapping != "sparsemax":
+# The mappings with device kernels: sparsemax (cuda_kernels) and the entmax family
+# (cuda_entmax, one threshold search for every alpha; 1.5-entmax is alpha = 1.5).
+_ENTMAX = ("entmax15", "entmax_bisect")
+
+
+def _supported(mapping):
+    if mapping != "sparsemax" and mapping not in _ENTMAX:
         raise D.unsupported_mapping_error("CUDA", mapping)
+
+
+def _alpha_dev(ctx, mapping, theta, n):
+    """alpha on the device: one value, or one per row (C order of the batch)."""
+    if mapping == "entmax15":
+        a = np.array([1.5])
+    else:
+        a = np.ascontiguousarray(theta, dtype=np.float64).reshape(-1)
+        if a.shape[0] not in (1, n):
+            a = np.broadcast_to(a, (n,)).copy()
+    return ctx.cuda.to_device(a, stream=ctx.stream)
 
 
 def forward(mapping, z, ax, out, code, theta, dt, stream=None):
     """``p`` for device array ``z`` (``code``: the method is one exact search here)."""
     from . import cuda_kernels as _cuda
 
-    _sparsemax_only(mapping)
+    _supported(mapping)
     ctx = _Ctx([("z", z), ("out", out)], stream)
     shape = tuple(z.shape)
     res, res_v = _out_or_new(ctx, out, shape, dt)
@@ -415,7 +436,13 @@ def forward(mapping, z, ax, out, code, theta, dt, stream=None):
     if n and K:
         zv = ctx.view(z, "z").reshape(outer, K, inner)
         pv = res_v.reshape(outer, K, inner)
-        if _long_rows(n, K):
+        if mapping in _ENTMAX:
+            from . import cuda_entmax as _ent
+
+            th = _alpha_dev(ctx, mapping, theta, n)
+            blocks, tpb, G = _launch_cfg(K, n)
+            _ent.k_ent_forward[blocks, tpb, ctx.stream](zv, pv, th, n, inner, G)
+        elif _long_rows(n, K):
             state, B = _multiblock_state(ctx, zv, n, K, inner)
             _cuda.k_lr_write[_lr_grid(n, B), _TPB[0], ctx.stream](zv, pv, inner, B, state)
         elif _reg_cfg(K, n, dt) is not None:
@@ -433,7 +460,7 @@ def threshold(mapping, z, ax, code, theta, dt, stream=None):
     """``(tau, support_size)`` of the batch shape, on the device."""
     from . import cuda_kernels as _cuda
 
-    _sparsemax_only(mapping)
+    _supported(mapping)
     ctx = _Ctx([("z", z)], stream)
     shape = tuple(z.shape)
     outer, K, inner = _split(shape, ax)
@@ -444,7 +471,13 @@ def threshold(mapping, z, ax, code, theta, dt, stream=None):
     if n:
         if K:
             zv = ctx.view(z, "z").reshape(outer, K, inner)
-            if _long_rows(n, K):
+            if mapping in _ENTMAX:
+                from . import cuda_entmax as _ent
+
+                th = _alpha_dev(ctx, mapping, theta, n)
+                blocks, tpb, G = _launch_cfg(K, n)
+                _ent.k_ent_threshold[blocks, tpb, ctx.stream](zv, tau_v, k_v, th, n, inner, G)
+            elif _long_rows(n, K):
                 state, _ = _multiblock_state(ctx, zv, n, K, inner)
                 _cuda.k_lr_tau[-(-n // 32), 32, ctx.stream](state, tau_v, k_v)
             elif _reg_cfg(K, n, dt) is not None:
@@ -470,7 +503,7 @@ def jvp(mapping, p, v, ax, out, theta, dt, stream=None):
     """``J(p) v`` on the device."""
     from . import cuda_kernels as _cuda
 
-    _sparsemax_only(mapping)
+    _supported(mapping)
     ctx = _Ctx([("p", p), ("v", v), ("out", out)], stream)
     shape = tuple(v.shape)
     res, res_v = _out_or_new(ctx, out, shape, dt)
@@ -480,7 +513,14 @@ def jvp(mapping, p, v, ax, out, theta, dt, stream=None):
         pv = ctx.view(p, "p").reshape(outer, K, inner)
         vv = ctx.view(v, "v").reshape(outer, K, inner)
         blocks, tpb, G = _launch_cfg(K, n)
-        _cuda.k_jvp[blocks, tpb, ctx.stream](pv, vv, res_v.reshape(outer, K, inner), n, inner, G)
+        ov = res_v.reshape(outer, K, inner)
+        if mapping in _ENTMAX:
+            from . import cuda_entmax as _ent
+
+            th = _alpha_dev(ctx, mapping, theta, n)
+            _ent.k_ent_jvp[blocks, tpb, ctx.stream](pv, vv, ov, th, n, inner, G)
+        else:
+            _cuda.k_jvp[blocks, tpb, ctx.stream](pv, vv, ov, n, inner, G)
     return res
 
 
@@ -494,7 +534,7 @@ def loss(mapping, z, target, kind, ax, reduction, ignore_index, code, theta, dt,
     small read-back, so that bad input is reported before anything is written."""
     from . import cuda_kernels as _cuda
 
-    _sparsemax_only(mapping)
+    _supported(mapping)
     ctx = _Ctx([("z", z), ("target", target), ("out", out)], stream)
     shape = tuple(z.shape)
     batch = _batch(shape, ax)
@@ -545,7 +585,20 @@ def loss(mapping, z, target, kind, ax, reduction, ignore_index, code, theta, dt,
         else:
             zv = ctx.view(z, "z").reshape(outer, K, inner)
             blocks, tpb, G = _launch_cfg(K, n)
-            if kind == "labels":
+            if mapping in _ENTMAX:
+                from . import cuda_entmax as _ent
+
+                th = _alpha_dev(ctx, mapping, theta, n)
+                if kind == "labels":
+                    ign = ignore_index if ignore_index is not None else -1
+                    _ent.k_ent_loss_labels[blocks, tpb, ctx.stream](
+                        zv, y, ign, scale, loss_v, g3, want_grad, th, n, inner, G
+                    )
+                else:
+                    _ent.k_ent_loss_dist[blocks, tpb, ctx.stream](
+                        zv, q, scale, loss_v, g3, want_grad, th, n, inner, G
+                    )
+            elif kind == "labels":
                 ign = ignore_index if ignore_index is not None else -1
                 _cuda.k_loss_labels[blocks, tpb, ctx.stream](
                     zv, y, ign, scale, loss_v, g3, want_grad, n, inner, G

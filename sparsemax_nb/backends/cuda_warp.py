@@ -25,6 +25,9 @@ Both give every thread of a group the same bits: IEEE addition and ``min`` are c
 and the butterfly combines the same pair in the same order on both lanes. Decisions taken on
 the results are therefore uniform over the group.
 
+``reduce3_sum(sh, t, g, G, a, b, c, par)`` is the same with ``sum c`` in place of ``min c``
+(the entmax search sums three values per pass), on the same scratch and the same rules.
+
 ``group_all(flag, G)`` is the loop-exit vote: a warp vote for ``G <= 32`` (each warp then
 loops on its own, no block barrier at all) and ``syncthreads_and`` otherwise (and always
 under the simulator, where the reductions use block barriers and every thread of the block
@@ -39,11 +42,16 @@ following add), which rounds once instead of twice and can flip the sign of ``s 
 on near ties; the CPU kernels round the product. ``__nv_dmul_rn`` becomes ``mul.rn.f64``,
 which is never contracted.
 
+``next_up(x)`` / ``next_down(x)``: the neighbouring float64 towards ``+inf`` / ``-inf``
+(``nextafter``; libdevice on a GPU).
+
 ``key_of(x)`` / ``value_of(u)``: the order-preserving map of a float64 to a uint64 (and
 back): ``u(x) < u(y)`` iff ``x < y`` for non-NaN values, and ``u = 0`` lies below every
 non-NaN value (it is the image of a negative NaN with all mantissa bits set). So a buffer
 cleared to zero bytes is a valid "nothing seen yet" for ``atomic.max`` on keys.
 """
+
+import math
 
 import numpy as np
 from numba import config, cuda, int64, uint32, uint64
@@ -77,6 +85,35 @@ if SIM:
             h //= 2
         base = t - g
         return sh[par, 0, base], sh[par, 1, base], sh[par, 2, base]
+
+    @cuda.jit(device=True)
+    def reduce3_sum(sh, t, g, G, a, b, c, par):
+        """Group reduction (sum a, sum b, sum c): shared-memory tree (simulator)."""
+        cuda.syncthreads()
+        sh[par, 0, t] = a
+        sh[par, 1, t] = b
+        sh[par, 2, t] = c
+        cuda.syncthreads()
+        h = G // 2
+        while h > 0:
+            if g < h:
+                sh[par, 0, t] += sh[par, 0, t + h]
+                sh[par, 1, t] += sh[par, 1, t + h]
+                sh[par, 2, t] += sh[par, 2, t + h]
+            cuda.syncthreads()
+            h //= 2
+        base = t - g
+        return sh[par, 0, base], sh[par, 1, base], sh[par, 2, base]
+
+    @cuda.jit(device=True)
+    def next_up(x):
+        """The next float64 above ``x``."""
+        return math.nextafter(x, math.inf)
+
+    @cuda.jit(device=True)
+    def next_down(x):
+        """The next float64 below ``x``."""
+        return math.nextafter(x, -math.inf)
 
     @cuda.jit(device=True)
     def group_all(flag, G):
@@ -143,6 +180,43 @@ else:  # pragma: no cover - compiled for a GPU (checked by the PTX test)
                 b += sh[par, 1, w]
                 c = min(c, sh[par, 2, w])
         return a, b, c
+
+    @cuda.jit(device=True)
+    def reduce3_sum(sh, t, g, G, a, b, c, par):
+        """Group reduction (sum a, sum b, sum c): warp shuffles, then one barrier."""
+        mask = _lanes()
+        off = min(G, WARP) // 2
+        while off > 0:
+            a += cuda.shfl_xor_sync(mask, a, off)
+            b += cuda.shfl_xor_sync(mask, b, off)
+            c += cuda.shfl_xor_sync(mask, c, off)
+            off //= 2
+        if G > WARP:
+            if t % WARP == 0:
+                w = t // WARP
+                sh[par, 0, w] = a
+                sh[par, 1, w] = b
+                sh[par, 2, w] = c
+            cuda.syncthreads()
+            w0 = (t - g) // WARP
+            a = sh[par, 0, w0]
+            b = sh[par, 1, w0]
+            c = sh[par, 2, w0]
+            for w in range(w0 + 1, w0 + G // WARP):
+                a += sh[par, 0, w]
+                b += sh[par, 1, w]
+                c += sh[par, 2, w]
+        return a, b, c
+
+    @cuda.jit(device=True)
+    def next_up(x):
+        """The next float64 above ``x``."""
+        return libdevice.nextafter(x, math.inf)
+
+    @cuda.jit(device=True)
+    def next_down(x):
+        """The next float64 below ``x``."""
+        return libdevice.nextafter(x, -math.inf)
 
     @cuda.jit(device=True)
     def group_all(flag, G):

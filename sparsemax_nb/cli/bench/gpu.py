@@ -1,4 +1,5 @@
-"""GPU benchmark: the CUDA kernels against a device-to-device copy (and entmax on the GPU).
+"""GPU benchmark: the CUDA kernels (sparsemax and the entmax mappings) against a
+device-to-device copy, and PyTorch's ``entmax`` package where installed.
 
 :func:`bench_cuda` is what ``sparsemax-nb bench --device cuda`` calls. Times are CUDA-event
 medians after one warm-up call (which compiles the kernels); each figure is reported with
@@ -125,6 +126,25 @@ def _measure(cuda, device, rows, K, long_k, repeats):
         "sparsemax_loss_and_grad", (rows, K), np.float32,
         _time_ms(cuda, lambda: sm.sparsemax_loss_and_grad(z, y), repeats), 8 * n + 12 * rows,
     )
+    # The entmax mappings (one Newton search for every alpha, see backends/cuda_entmax):
+    # 1.5-entmax, alpha = 1.3 for all rows, and one alpha per row.
+    record(
+        "entmax15", (rows, K), np.float32,
+        _time_ms(cuda, lambda: sm.entmax15(z, out=out), repeats), 8 * n,
+    )
+    record(
+        "entmax_bisect (alpha 1.3)", (rows, K), np.float32,
+        _time_ms(cuda, lambda: sm.entmax_bisect(z, 1.3, out=out), repeats), 8 * n,
+    )
+    alphas = rng.choice(np.array([1.05, 1.5, 2.0, 3.0]), rows)
+    record(
+        "entmax_bisect (alpha per row)", (rows, K), np.float32,
+        _time_ms(cuda, lambda: sm.entmax_bisect(z, alphas, out=out), repeats), 8 * n + 8 * rows,
+    )
+    record(
+        "entmax15_loss_and_grad", (rows, K), np.float32,
+        _time_ms(cuda, lambda: sm.entmax15_loss_and_grad(z, y), repeats), 8 * n + 12 * rows,
+    )
     zl = cuda.to_device(rng.standard_normal((1, long_k), dtype=np.float32))
     outl = cuda.device_array_like(zl)
     record(
@@ -159,6 +179,15 @@ def _measure(cuda, device, rows, K, long_k, repeats):
             r = record("entmax.sparsemax (torch, cuda)", (rows, K), np.float32,
                        float(np.median(times)), 8 * n)
             fwd["speedup_vs_entmax"] = r["median_ms"] / fwd["median_ms"]
+            mine = {row["name"]: row for row in results}
+            for label, ours, fn in (
+                ("entmax.entmax15 (torch, cuda)", "entmax15",
+                 lambda: entmax.entmax15(zt, dim=-1)),
+                ("entmax.entmax_bisect alpha 1.3 (torch, cuda)", "entmax_bisect (alpha 1.3)",
+                 lambda: entmax.entmax_bisect(zt, alpha=1.3, dim=-1)),
+            ):
+                r = record(label, (rows, K), np.float32, _time_torch(torch, fn, repeats), 8 * n)
+                mine[ours]["speedup_vs_entmax"] = r["median_ms"] / mine[ours]["median_ms"]
     return results
 
 
@@ -291,9 +320,96 @@ def check_paths(cuda, cases, long_min_k=None):
     return out
 
 
-def _run_gpu_tests(timeout=300):
-    """``pytest tests/test_gpu.py`` on the GPU (``NUMBA_ENABLE_CUDASIM=0``), when the tests
-    are next to the package (a source checkout); ``None`` otherwise."""
+# (name, rows, K, axis, dtype, kind) for the entmax kernels: groups of 1 to 32 threads,
+# two warps, a block per row in registers, rows re-read from memory, a non-last axis,
+# ties, NaN rows, and a long row (one block; the long-row kernels are sparsemax's only).
+_ENTMAX_CASES = {
+    "gpu": [
+        ("rows_per_warp", 16384, 8, -1, "float32", "normal"),
+        ("warp_row", 8192, 256, -1, "float32", "normal"),
+        ("two_warps", 2048, 300, -1, "float64", "normal"),
+        ("block_row", 1024, 1100, -1, "float64", "normal"),
+        ("ties", 1024, 2000, -1, "float32", "ties"),
+        ("uniform", 1024, 1024, -1, "float32", "uniform"),
+        ("reread", 64, 9000, -1, "float32", "normal"),
+        ("axis0", 500, 300, 0, "float32", "normal"),
+        ("nan", 256, 1000, -1, "float32", "nan"),
+        ("one_long_row", 2, 10**5, -1, "float64", "normal"),
+    ],
+    "tiny": [
+        ("rows_per_warp", 20, 4, -1, "float32", "normal"),
+        ("reread", 3, 150, -1, "float64", "ties"),
+        ("axis0", 30, 3, 0, "float32", "nan"),
+    ],
+}
+
+
+def check_entmax_paths(cuda, cases):
+    """The entmax kernels against the CPU backend (exact to rounding); one dict per case
+    and mapping: ``entmax15``, ``entmax_bisect`` at alpha = 1.3 and with one alpha per row
+    (from 1.05, 1.5, 2, 3). Forward, threshold (support sizes exactly, except through
+    entries within the tolerance of ``tau``), Jacobian-vector product and the loss with
+    labels and its gradient; ``ok`` within ``1e-5`` (float32) or ``1e-11`` (float64)."""
+    from ... import api as sm
+
+    rng = np.random.default_rng(11)
+    out = []
+    for name, rows, K, axis, dtype, kind in cases:
+        z = _case_array(rng, rows, K, axis, dtype, kind)
+        zd = cuda.to_device(z)
+        batch = tuple(np.delete(z.shape, axis % z.ndim))
+        tol = 1e-11 if dtype == "float64" else 1e-5
+        v = rng.standard_normal(z.shape).astype(dtype)
+        y = rng.integers(0, K, batch)
+        yd = cuda.to_device(y)
+        per_row = rng.choice(np.array([1.05, 1.5, 2.0, 3.0]), batch)
+        for label, fns, alpha in (
+            ("entmax15", (sm.entmax15, sm.entmax15_threshold, sm.entmax15_jvp,
+                          sm.entmax15_loss_and_grad), ()),
+            ("entmax_bisect_1.3", (sm.entmax_bisect, sm.entmax_bisect_threshold,
+                                   sm.entmax_bisect_jvp, sm.entmax_bisect_loss_and_grad),
+             (1.3,)),
+            ("entmax_bisect_per_row", (sm.entmax_bisect, sm.entmax_bisect_threshold,
+                                       sm.entmax_bisect_jvp, sm.entmax_bisect_loss_and_grad),
+             (per_row,)),
+        ):
+            f, th, jv, lg = fns
+            p = f(zd, *alpha, axis=axis).copy_to_host()
+            pc = f(z, *alpha, axis=axis)
+            nan_ok = bool(np.array_equal(np.isnan(p), np.isnan(pc)))
+            err = {"forward": float(np.nanmax(np.abs(p - pc), initial=0.0))}
+            tau, k = th(zd, *alpha, axis=axis)
+            tc, kc = th(z, *alpha, axis=axis)
+            err["threshold"] = float(np.nanmax(np.abs(tau.copy_to_host() - tc), initial=0.0))
+            k = k.copy_to_host()
+            # A support size may differ only through entries within rounding of tau.
+            pm = np.moveaxis(np.asarray(pc, np.float64), axis, -1)
+            near = np.sum((pm > 0) & (pm <= tol), axis=-1)
+            support_ok = bool(np.all(np.abs(k - kc) <= near))
+            err["jvp"] = float(np.nanmax(np.abs(
+                jv(cuda.to_device(pc), cuda.to_device(v), *alpha, axis=axis).copy_to_host()
+                - jv(pc, v, *alpha, axis=axis)), initial=0.0))
+            loss, grad = lg(zd, yd, *alpha, axis=axis)
+            lc, gc = lg(z, y, *alpha, axis=axis)
+            err["loss"] = float(np.nanmax(np.abs(loss.copy_to_host() - lc) / (1 + np.abs(lc)),
+                                          initial=0.0))
+            err["loss_grad"] = float(np.nanmax(np.abs(grad.copy_to_host() - gc), initial=0.0))
+            out.append(dict(
+                name=f"{label}/{name}", shape=list(z.shape), axis=axis, dtype=dtype, kind=kind,
+                support_mismatches=int((k != kc).sum()), nan_rows_ok=nan_ok,
+                max_abs_err=err,
+                ok=nan_ok and support_ok and all(e <= 10 * tol for e in err.values()),
+            ))
+    return out
+
+
+GPU_TEST_FILES = ("test_gpu.py", "test_gpu_entmax.py")
+
+
+def _run_gpu_tests(timeout=420):
+    """``pytest tests/test_gpu.py tests/test_gpu_entmax.py`` on the GPU
+    (``NUMBA_ENABLE_CUDASIM=0``), when the tests are next to the package (a source
+    checkout); ``None`` otherwise."""
     import subprocess
     import sys
     import time
@@ -306,12 +422,13 @@ def _run_gpu_tests(timeout=300):
             break
     else:
         return None
+    files = [str(root / "tests" / f) for f in GPU_TEST_FILES if (root / "tests" / f).exists()]
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
     env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
     t0 = time.perf_counter()
     try:
         r = subprocess.run(
-            [sys.executable, "-m", "pytest", str(test), "-q", "-p", "no:cacheprovider"],
+            [sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider"],
             cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
@@ -344,8 +461,9 @@ def check_cuda(json_path=None, quick=False, run_tests=True, _cuda_mod=None, _tin
     Runs the GPU test file (from a source checkout), checks every launch path against
     float64 references at the current (default) block size, times the kernels against a
     device-to-device copy, ``torch.softmax`` and ``entmax.sparsemax`` where installed, and
-    writes one JSON document. Sized to finish well under 8 minutes on an H100/H200 (an
-    estimate: the test file's kernel compiles dominate; the GPU tests get at most 5
+    writes one JSON document; the entmax kernels are checked against the CPU backend
+    (:func:`check_entmax_paths`). Sized to finish well under 10 minutes on an H100/H200 (an
+    estimate: the test files' kernel compiles dominate; the GPU tests get at most 7
     minutes).
 
     Parameters
@@ -355,7 +473,7 @@ def check_cuda(json_path=None, quick=False, run_tests=True, _cuda_mod=None, _tin
     quick : bool, optional
         Smaller timing sizes (the checks are the same).
     run_tests : bool, optional
-        Run ``tests/test_gpu.py`` on the GPU first.
+        Run ``tests/test_gpu.py`` and ``tests/test_gpu_entmax.py`` on the GPU first.
 
     Returns
     -------
@@ -386,6 +504,7 @@ def check_cuda(json_path=None, quick=False, run_tests=True, _cuda_mod=None, _tin
     doc["tests"] = _run_gpu_tests() if run_tests else None
     cases = _CHECK_CASES["tiny" if _tiny else "gpu"]
     doc["checks"] = check_paths(cuda, cases, long_min_k=32 if _tiny else 10**5)
+    doc["checks"] += check_entmax_paths(cuda, _ENTMAX_CASES["tiny" if _tiny else "gpu"])
     if _tiny:
         timings = _measure(cuda, device, 3, 16, 40, 1)
         rows, K, repeats = 3, 16, 1
@@ -430,10 +549,10 @@ def main_check(args):
     print(f"sparsemax-nb bench --device cuda --check on {doc['device']} "
           f"({doc['seconds']} s; JSON in {path})")
     if doc["tests"] is not None:
-        print(f"  tests/test_gpu.py: {doc['tests']['summary']}")
+        print(f"  tests/{{{','.join(GPU_TEST_FILES)}}}: {doc['tests']['summary']}")
     for c in doc["checks"]:
         worst = max(c["max_abs_err"].values())
-        print(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['name']:16} {str(c['shape']):18} "
+        print(f"  {'ok  ' if c['ok'] else 'FAIL'} {c['name']:36} {str(c['shape']):18} "
               f"{c['dtype']:8} max err {worst:.2e}")
     for t in doc["timings"]:
         ratio = t.get("ratio_to_copy")
