@@ -385,13 +385,15 @@ def test_dask_backend_picks_the_mappings_up():
                                   sm.entmax15_jvp(p, v))
 
 
-def test_cuda_backend_refuses_clearly():
+def test_cuda_backend_refuses_a_mapping_it_lacks():
+    """Mappings without device kernels are refused by name (entmax has its own, tested in
+    tests/test_gpu_entmax.py)."""
     cuda = pytest.importorskip("numba.cuda")
+    from sparsemax_nb import api
+
     d = cuda.to_device(np.zeros((2, 3)))
-    with pytest.raises(NotImplementedError, match="entmax15"):
-        sm.entmax15(d)
-    with pytest.raises(NotImplementedError, match="entmax_bisect"):
-        sm.entmax_bisect(d, 1.3)
+    with pytest.raises(NotImplementedError, match="sparsemax_temperature"):
+        api._forward("sparsemax_temperature", d, -1, None, "auto", 2.0, None)
 
 
 # --------------------------------------------------------------------------- Numba front-ends
