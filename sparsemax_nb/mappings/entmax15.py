@@ -42,7 +42,6 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from .._checks import SORT
-from . import _entmax as E
 from ._rows import JIT, JIT_SUMS, cast_like, no_small_rows, row_max
 from .sparsemax import _kth_largest
 
@@ -52,13 +51,9 @@ SMALL_K = 0
 BIG_ROWS = False
 small_rows = no_small_rows
 
-ALPHA = 1.5
-A1 = 0.5  # alpha - 1
+ALPHA = 1.5  # the member of the alpha-entmax family this mapping is
 # Newton passes over the whole row before the rest goes to the linear-time finish.
 NEWTON_PASSES = 12
-# Newton's passes: sums that may use several lanes (reassoc); no NaN in a row that reaches
-# them (row_max refuses those rows), which lets the minimum use vector compares.
-JIT_PASS = dict(JIT_SUMS, fastmath={"reassoc", "contract", "nnan", "nsz"})
 
 
 @intrinsic
@@ -99,7 +94,7 @@ def _bits_float(typingctx, x):
 # sum_C (d - T)^2 = 4, and Newton on h steps by (b - 2 sqrt(b)) / a.
 
 
-@njit(**JIT_PASS)
+@njit(**JIT_SUMS)
 def _pass(z, mw, T):
     """``(a, b, c, mn)``: over the entries with ``u = (z - mw) - T > 0``, the sums of ``u``
     and ``u^2``, their count and the least ``u`` (``inf`` if none), all in the row's dtype
@@ -402,6 +397,42 @@ def _write(z, p, m, s, k):
         p[i] = y * y
 
 
+# --------------------------------------------------------------------------- the Jacobian
+# J v = s * v - (s . v / sum s) s with s = p^(2 - alpha) = sqrt(p) on the support: the
+# generic row of _entmax, with the square root in place of exp/log and no branch, so both
+# passes vectorise (on a normal row most of the time goes to the square roots).
+
+
+@njit(**JIT_SUMS)
+def _jvp_sums(p, v):
+    """``(sum s, s . v, count of NaN in p)`` with ``s = sqrt(p)`` where ``p > 0``, else 0."""
+    ssum = 0.0
+    sv = 0.0
+    bad = 0.0
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        on = pj > 0.0
+        bad += 0.0 if pj == pj else 1.0
+        w = math.sqrt(pj if on else 0.0)
+        ssum += w
+        sv += w * np.float64(v[j]) if on else 0.0  # no 0 * inf off the support
+    return ssum, sv, bad
+
+
+@njit(**JIT)
+def _jvp(p, v, out):
+    """``J v`` at ``p``; a row of ``p`` holding NaN, or with no positive entry, gives NaN."""
+    ssum, sv, bad = _jvp_sums(p, v)
+    if bad != 0.0 or not ssum > 0.0:
+        for j in range(p.shape[0]):
+            out[j] = np.nan
+        return
+    c = sv / ssum
+    for j in range(p.shape[0]):
+        pj = np.float64(p[j])
+        out[j] = math.sqrt(pj if pj > 0.0 else 0.0) * (np.float64(v[j]) - c)
+
+
 # --------------------------------------------------------------------------- the loss
 # The Fenchel-Young loss of _entmax at alpha = 1.5, entry by entry: with y = (x - t)_+
 # (p = y^2) and r = sqrt(q), the Bregman term of phi(u) = u^1.5 / 0.75 between q and p is
@@ -501,7 +532,7 @@ def write(z, p, m, s, k, theta):
 @njit(**JIT)
 def jvp(p, v, out, theta):
     """``J v = sqrt(p) * v - (sqrt(p) . v / sum sqrt(p)) sqrt(p)``."""
-    E.jvp(p, v, out, ALPHA)
+    _jvp(p, v, out)
 
 
 @njit(**JIT)
