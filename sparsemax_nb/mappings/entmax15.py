@@ -9,8 +9,11 @@ quadratic ``k t^2 - 2 A t + B - 1 = 0``; written around a centre ``c`` (``A = su
 
     ``t = c + (B - 1) / (A + sqrt(A^2 - k (B - 1)))``,
 
-free of cancellation when ``c`` is at or below ``t`` and close to it (then ``B ~ 1`` and
-``A >= 1``). Every threshold ends with that formula on the identified support:
+free of cancellation when ``c`` is the least entry of the support (then ``B < 1`` and the
+discriminant is ``A^2 + k (1 - B)``, a sum of non-negative terms), or at or below ``t``
+and close to it (then ``B ~ 1``). Around a ``c`` far below ``t`` (a row with thousands of
+entries in the support, ``c = -1``) it is a difference of huge, nearly equal numbers.
+Every threshold ends with that formula on the identified support:
 
 * ``method="sort"``: the candidates ``x > -1`` sorted, and the support found by the running
   sums ``P = sum_{j<k} (x_(j) - x_(k))`` and ``W = sum_{j<k} (x_(j) - x_(k))^2``, updated
@@ -25,7 +28,8 @@ free of cancellation when ``c`` is at or below ``t`` and close to it (then ``B ~
   ``t``. From these the quadratic's root on the set ``C`` above ``t`` is tried: the root on
   a superset of the support lies at or above tau (``sum_C (x - s)^2 >= F(s)``), and it is
   tau exactly when it lies at or below ``min C`` (then ``C`` is the support). For float32
-  rows the root is then recomputed in float64 over ``C`` (as sparsemax does). Rows that
+  rows (and for float64 rows when ``t`` is far below the root) the root is then recomputed
+  in float64 over ``C``, around ``min C`` (:func:`_sums_centred`). Rows that
   do not settle within ``NEWTON_PASSES`` passes (never seen on random rows; evenly spaced
   rows of 10^5 take seven) have their entries above the last lower bound copied out and
   :func:`_support_pivot` finishes on them: a pivot search, O(n) in the worst case.
