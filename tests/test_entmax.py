@@ -154,6 +154,24 @@ def test_entmax15_linear_time_paths_on_hard_rows(K):
         _check_rows(sm.entmax15(z32), sm.entmax15(z32.astype(np.float64), method="sort"), 1e-6)
 
 
+def test_entmax15_float32_dense_supports():
+    """Float32 rows with thousands of entries in the support: Newton's last step is below
+    the rounding of the float32 sums and can land past tau (then the pivot search
+    finishes between the last two points), or the support test is ill-conditioned (then
+    decided in float64 around the least entry)."""
+    rng = _rng(56)
+    for z in ((rng.standard_normal((12, 30000)) * 0.01).astype(np.float32),
+              rng.random((12, 30000)).astype(np.float32),
+              np.linspace(0, 0.05, 20000, dtype=np.float32)[None]):
+        z64 = z.astype(np.float64)
+        _check_rows(sm.entmax15(z), sm.entmax15(z64, method="sort"), 1e-6)
+        t, k = sm.entmax15_threshold(z)
+        tr, kr = sm.entmax15_threshold(z64, method="sort")
+        np.testing.assert_array_equal(k, kr)
+        np.testing.assert_allclose(t, tr, rtol=0, atol=1e-6)
+        _check_rows(sm.entmax15(z64), sm.entmax15(z64, method="sort"), 1e-12)
+
+
 def test_entmax15_pivot_finish_ties_and_orders():
     """The pivot search alone on candidate sets that defeat median-of-three pivots."""
     from sparsemax_nb.mappings import entmax15 as E15

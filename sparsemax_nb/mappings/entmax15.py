@@ -29,7 +29,11 @@ Every threshold ends with that formula on the identified support:
   a superset of the support lies at or above tau (``sum_C (x - s)^2 >= F(s)``), and it is
   tau exactly when it lies at or below ``min C`` (then ``C`` is the support). For float32
   rows (and for float64 rows when ``t`` is far below the root) the root is then recomputed
-  in float64 over ``C``, around ``min C`` (:func:`_sums_centred`). Rows that
+  in float64 over ``C``, around ``min C`` (:func:`_sums_centred`); where the test is
+  ill-conditioned (``t`` far below the root of a row with a large support) it is made
+  there too, exactly. When a step lands past tau by rounding (float32 rows with
+  thousands of entries in the support), the pivot search below finishes on the few
+  entries between the last two points. Rows that
   do not settle within ``NEWTON_PASSES`` passes (never seen on random rows; evenly spaced
   rows of 10^5 take seven) have their entries above the last lower bound copied out and
   :func:`_support_pivot` finishes on them: a pivot search, O(n) in the worst case.
@@ -58,6 +62,8 @@ small_rows = no_small_rows
 ALPHA = 1.5  # the member of the alpha-entmax family this mapping is
 # Newton passes over the whole row before the rest goes to the linear-time finish.
 NEWTON_PASSES = 12
+# |D| below this fraction of a^2: the support test of a pass is ill-conditioned (_tau_newton).
+ILL = 2.0**-10
 
 
 @intrinsic
@@ -181,6 +187,29 @@ def _gather_above(z, m, mw, Tw, buf):
     return n
 
 
+@njit(**JIT)
+def _gather_between(z, m, Tlo, Thi, buf):
+    """Copy ``x = d / 2`` of the entries with ``Tlo < d <= Thi`` (``d = z - m`` in float64,
+    as in :func:`_sums_centred`) into ``buf``; their count. Blocks of 64 as in
+    :func:`_gather_above`."""
+    B = 64
+    K = z.shape[0]
+    n = 0
+    for s in range(0, K, B):
+        e = min(s + B, K)
+        hit = False
+        for j in range(s, e):
+            d = np.float64(z[j]) - m
+            hit |= (d > Tlo) & (d <= Thi)
+        if hit:
+            for j in range(s, e):
+                d = np.float64(z[j]) - m
+                if d > Tlo and d <= Thi:
+                    buf[n] = 0.5 * d
+                    n += 1
+    return n
+
+
 # --------------------------------------------------------------------------- linear-time finish
 @njit(**JIT)
 def _partition3(a, lo, hi, v):
@@ -216,7 +245,18 @@ def _partition3(a, lo, hi, v):
 @njit(**JIT)
 def _support_pivot(a, n):
     """``(t, k)`` from the candidates ``a[:n]`` (``x`` values holding the row's maximum
-    and every entry of the support), O(n) in the worst case; ``a`` is reordered.
+    and every entry of the support), O(n) in the worst case; ``a`` is reordered
+    (:func:`_support_pivot_from` with nothing accepted yet)."""
+    return _support_pivot_from(a, n, n - n, 0.0, 0.0, 0.0)
+
+
+@njit(**JIT)
+def _support_pivot_from(a, n, k, c, A, B):
+    """``(t, k)`` from the candidates ``a[:n]`` and ``k`` entries already known to be in
+    the support, all above the candidates, with sums ``A = sum (x - c)`` and
+    ``B = sum (x - c)^2`` around ``c``, their least ``x`` (``k = 0``: none); the support
+    is those ``k`` entries and the candidates above ``t``. O(n) in the worst case; ``a``
+    is reordered.
 
     A pivot ``v`` is in the support iff ``F(v) = sum_{x > v} (x - v)^2 < 1`` (ties at ``v``
     are all in or all out). Invariant: the ``k`` entries accepted so far are in the
@@ -231,10 +271,6 @@ def _support_pivot(a, n):
     """
     lo = n - n  # not a literal 0: see sparsemax's _support_pivot
     hi = n
-    k = n - n
-    c = 0.0
-    A = 0.0
-    B = 0.0
     exact = False
     while hi > lo:
         size = hi - lo
@@ -290,23 +326,39 @@ def _tau_newton(z, m, buf):
         T = np.float64(Tw)
         a, b, c, mn = _pass(z, mw, Tw)
         if not b >= 4.0:
-            break  # rounding put T past tau: the finish starts from the last lower bound
+            # T is past tau, by a rounding of the float32 sums or of T itself (rows with
+            # thousands of entries in the support, where Newton's last step is below the
+            # rounding): C is within the support, which is within the set above Tlo. If
+            # min C is in the support (in float64 around it, F < 1), the pivot search
+            # finishes on the few entries between Tlo and T, C already accepted.
+            Tc = T + mn
+            A, B, c2 = _sums_centred(z, m, T, Tc)
+            if B < 4.0:
+                n = _gather_between(z, m, Tlo, T, buf)
+                t, k = _support_pivot_from(buf, n, int(c2), 0.5 * Tc, 0.5 * A, 0.25 * B)
+                if 2.0 * t >= Tlo:
+                    return t, k
+            break  # else the finish from the last lower bound
         Tlo = T
         D = a * a - c * (b - 4.0)
-        if D >= 0.0:
-            dq = (b - 4.0) / (a + math.sqrt(D))
-            if dq <= mn:
-                # The set above T is the support and T + dq is 2 tau. Float32 sums, or a
-                # T far below the root (ill-conditioned): the root again in float64 around
-                # the least entry of the support, T + mn.
-                if narrow or b > 4.5 or D < 0.5 * a * a:
-                    Tc = T + mn
-                    a, b, c2 = _sums_centred(z, m, T, Tc)
-                    D = a * a - c * (b - 4.0)
-                    if c2 != c or not D >= 0.0:
-                        break  # an entry at T within float32 rounding: the exact finish
-                    return 0.5 * (Tc + (b - 4.0) / (a + math.sqrt(D))), int(c)
-                return 0.5 * (T + dq), int(c)
+        # The quadratic's root on the set C above T is T + dq; C is the support iff it is
+        # at or below min C, that is T + mn.
+        found = D >= 0.0 and b - 4.0 <= mn * (a + math.sqrt(D))
+        # Far below the root of a row with a large support, D is a difference of nearly
+        # equal numbers and the test above can go either way: decided around min C.
+        ill = abs(D) < ILL * (a * a)
+        if found and not (narrow or ill or b > 4.5 or D < 0.5 * a * a):
+            return 0.5 * (T + (b - 4.0) / (a + math.sqrt(D))), int(c)
+        if found or ill:
+            # In float64 around Tc = min C, where C is the support iff F(Tc) < 1 (in the
+            # pass's scale, sum (d - Tc)^2 < 4): the exact test of the sorted finish, and
+            # the root free of cancellation (module notes).
+            Tc = T + mn
+            A, B, c2 = _sums_centred(z, m, T, Tc)
+            if c2 != c:
+                break  # an entry at T within float32 rounding: the exact finish
+            if B < 4.0:
+                return 0.5 * (Tc + (B - 4.0) / (A + math.sqrt(A * A + c * (4.0 - B)))), int(c)
         T_new = T + (b - 2.0 * math.sqrt(b)) / a
         if not T_new > T:
             break
