@@ -109,6 +109,126 @@ def test_long_rows_every_method_agrees():
     np.testing.assert_allclose(sm.entmax_bisect(z, 1.5), a, rtol=0, atol=1e-14)
 
 
+def _entmax15_hard_rows(K):
+    """Rows that are slow for Newton or degenerate for a pivot search, permuted (or
+    sorted on purpose): the same kinds as sparsemax's adversarial rows."""
+    rng = _rng(50)
+    i = np.arange(K, dtype=float)
+    rows = {
+        "even": -i * (4.0 / K),
+        "even-fine": -i * 1e-5,
+        "ascending": i / K * 3,
+        "descending": (i / K * 3)[::-1],
+        "geometric": -(2.0 ** -i[:60]),
+        "geometric-up": -(2.0 ** (i[:60] - 30)),
+        "many-ties": np.repeat(rng.standard_normal(K // 50 + 1), 50)[:K],
+        "all-support": np.r_[np.zeros(K // 2), np.full(K - K // 2, -1e-3)],
+        "equal": np.zeros(K),
+        "one-big": np.r_[5.0, np.zeros(K - 1)],
+        "normal": rng.standard_normal(K),
+    }
+    return {k: (v if k in ("ascending", "descending") else rng.permutation(v))
+            for k, v in rows.items()}
+
+
+@pytest.mark.parametrize("K", [9, 1000, 100000])
+def test_entmax15_linear_time_paths_on_hard_rows(K):
+    """The select path (Newton's passes, and the pivot finish it falls back on, called
+    here on every candidate) against the sorted finish, and for K <= 1000 the reference."""
+    from sparsemax_nb.mappings import entmax15 as E15
+
+    for name, z in _entmax15_hard_rows(K).items():
+        ref = sm.entmax15(z, method="sort")
+        tr, kr = sm.entmax15_threshold(z, method="sort")
+        if K <= 1000:
+            _check_rows(ref, naive.entmax15(z), 1e-12)
+        _check_rows(sm.entmax15(z, method="select"), ref, 1e-12)
+        t, k = sm.entmax15_threshold(z, method="select")
+        assert k == kr, name
+        assert abs(t - tr) <= 1e-12
+        m = float(z.max())
+        t_pivot, k_pivot = E15._finish(z, m, m, -2.0, np.empty(z.size))
+        assert k_pivot == kr, name
+        assert abs(0.5 * m + t_pivot - tr) <= 1e-12, name
+        z32 = z.astype(np.float32)
+        _check_rows(sm.entmax15(z32), sm.entmax15(z32.astype(np.float64), method="sort"), 1e-6)
+
+
+def test_entmax15_float32_dense_supports():
+    """Float32 rows with thousands of entries in the support: Newton's last step is below
+    the rounding of the float32 sums and can land past tau (then the pivot search
+    finishes between the last two points), or the support test is ill-conditioned (then
+    decided in float64 around the least entry)."""
+    rng = _rng(56)
+    for z in ((rng.standard_normal((12, 30000)) * 0.01).astype(np.float32),
+              rng.random((12, 30000)).astype(np.float32),
+              np.linspace(0, 0.05, 20000, dtype=np.float32)[None]):
+        z64 = z.astype(np.float64)
+        _check_rows(sm.entmax15(z), sm.entmax15(z64, method="sort"), 1e-6)
+        t, k = sm.entmax15_threshold(z)
+        tr, kr = sm.entmax15_threshold(z64, method="sort")
+        np.testing.assert_array_equal(k, kr)
+        np.testing.assert_allclose(t, tr, rtol=0, atol=1e-6)
+        _check_rows(sm.entmax15(z64), sm.entmax15(z64, method="sort"), 1e-12)
+
+
+def test_entmax15_pivot_finish_ties_and_orders():
+    """The pivot search alone on candidate sets that defeat median-of-three pivots."""
+    from sparsemax_nb.mappings import entmax15 as E15
+
+    for x in (np.zeros(33), -np.arange(1000.0) / 400, -(np.arange(1000.0) / 400)[::-1],
+              np.r_[0.0, np.full(500, -0.01), np.full(499, -0.5)],
+              -np.abs(_rng(51).standard_normal(5000)) / 5):
+        buf = np.sort(x)[::-1].copy()
+        t_sort, k_sort = E15._sorted_finish(buf.copy(), buf.size)
+        for order in (buf, buf[::-1], _rng(52).permutation(buf)):
+            t, k = E15._support_pivot(order.copy(), order.size)
+            assert k == k_sort
+            assert abs(t - t_sort) <= 1e-15
+
+
+def test_entmax15_loss_alpha15_special_form():
+    """The alpha = 1.5 loss (square roots and cubes) against the generic alpha-entmax loss
+    at alpha = 1.5 and the reference, with masked scores, labels on and off the support,
+    targets with zeros and a target equal to the output (loss 0, no cancellation)."""
+    z = _rng(53).standard_normal((12, 30)) * 2
+    z[3, ::4] = -np.inf
+    z[4, 5:] = -np.inf
+    y = _rng(54).integers(0, 30, 12)
+    y[3] = 1  # not masked
+    y[4] = 2
+    y[5] = int(np.argmin(z[5]))  # off the support
+    q = _rng(55).random(z.shape) ** 3
+    q[:, ::2] = 0
+    q[3, ::4] = 0  # no mass on the masked entries
+    q[4] = 0
+    q[4, :5] = 0.2
+    q /= q.sum(-1, keepdims=True)
+    for t in (y, q):
+        L, G = sm.entmax15_loss_and_grad(z, t)
+        assert np.isfinite(L).all() and np.isfinite(G).all()
+        np.testing.assert_allclose(L, naive.entmax_loss(z, t, 1.5), rtol=0, atol=1e-12)
+        Lb, Gb = sm.entmax_bisect_loss_and_grad(z, t, 1.5)
+        np.testing.assert_allclose(L, Lb, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(G, Gb, rtol=0, atol=1e-14)
+    p = sm.entmax15(z)
+    L0 = sm.entmax15_loss(z, p)
+    assert np.all(L0 >= 0) and np.all(L0 <= 1e-15)
+    # mass on a masked entry: an infinite loss, never NaN
+    q2 = q.copy()
+    q2[3, 0] = 0.5
+    q2[3] /= q2[3].sum()
+    L2 = sm.entmax15_loss(z, q2)
+    assert L2[3] == np.inf and np.isfinite(np.delete(L2, 3)).all()
+    zl = z.copy()
+    zl[6, y[6]] = -np.inf  # the label itself masked
+    L3 = sm.entmax15_loss(zl, y)
+    assert L3[6] == np.inf and not np.isnan(L3).any()
+    # float32 scores: within float32 rounding of the float64 loss
+    np.testing.assert_allclose(sm.entmax15_loss(z.astype(np.float32), y),
+                               naive.entmax_loss(z.astype(np.float32), y, 1.5), rtol=0, atol=1e-6)
+
+
 def test_non_finite_rows():
     z = np.array([[1.0, np.nan, 0.0], [np.inf, 0.0, 1.0], [-np.inf] * 3, [0.0, -np.inf, 1.0]])
     for p in (sm.entmax15(z), sm.entmax_bisect(z, 1.3)):
