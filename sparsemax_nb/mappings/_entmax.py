@@ -37,7 +37,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ._rows import JIT
+from . import _fastmath as FM
+from ._rows import JIT, JIT_SUMS
 
 EPS = np.finfo(np.float64).eps
 
@@ -101,6 +102,131 @@ def q_power_m1(q, a1):
     return math.expm1(a1 * math.log(q))
 
 
+# --------------------------------------------------------------------------- vector passes
+# The passes over a row take a power per entry. Written branch-free (the argument clamped
+# into the domain by a select, the result masked) with the vectorisable exp and log of
+# :mod:`._fastmath`, LLVM runs them four entries to a vector, the sums reduced in vector
+# lanes (JIT_SUMS; the exp and log are compiled apart, without reassociation, and the
+# loops' own arithmetic is single operations that reassociation cannot reorder).
+
+
+@njit(**JIT)
+def _pow1p(w, r):
+    """``(1 + w)_+^r`` (L = -1, any r)."""
+    on = w > -1.0
+    wc = w if on else 0.0
+    p = FM.exp(r * FM.log1p(wc))
+    return p if on else 0.0
+
+
+@njit(**JIT)
+def _pow0(w, r):
+    """``w_+^r`` (L = 0, any r)."""
+    on = w > 0.0
+    wc = w if on else 1.0
+    p = FM.exp(r * FM.log(wc))
+    return p if on else 0.0
+
+
+# One loop per form of the power (a function passed as an argument would not be inlined
+# into the loop, and the loop would not vectorise). Each gives ``(F, F', c)`` at ``v`` over
+# ``buf[:n]``: ``sum p``, ``sum p / y`` and ``#{w > L}``, ``w = x - v``.
+
+
+@njit(**JIT_SUMS)
+def _pass_1p(buf, n, v, r):
+    F = 0.0
+    G = 0.0
+    c = 0
+    for i in range(n):
+        w = buf[i] - v
+        on = w > -1.0
+        wc = w if on else 0.0
+        p = FM.exp(r * FM.log1p(wc))
+        F += p if on else 0.0
+        G += p / (1.0 + wc) if on else 0.0
+        c += on
+    return F, G, c
+
+
+@njit(**JIT_SUMS)
+def _pass_0(buf, n, v, r):
+    F = 0.0
+    G = 0.0
+    c = 0
+    for i in range(n):
+        w = buf[i] - v
+        on = w > 0.0
+        wc = w if on else 1.0
+        p = FM.exp(r * FM.log(wc))
+        F += p if on else 0.0
+        G += p / wc if on else 0.0
+        c += on
+    return F, G, c
+
+
+@njit(**JIT_SUMS)
+def _pass_sq(buf, n, v, r):
+    F = 0.0
+    G = 0.0
+    c = 0
+    for i in range(n):
+        w = buf[i] - v
+        on = w > -1.0
+        y = 1.0 + w if on else 0.0
+        F += y * y
+        G += y
+        c += on
+    return F, G, c
+
+
+@njit(**JIT_SUMS)
+def _pass_lin(buf, n, v, r):
+    F = 0.0
+    c = 0
+    for i in range(n):
+        w = buf[i] - v
+        on = w > -1.0
+        F += 1.0 + w if on else 0.0
+        c += on
+    return F, np.float64(c), c
+
+
+@njit(**JIT)
+def _pass_any(buf, n, v, r, L):
+    if L == 0.0:
+        return _pass_0(buf, n, v, r)
+    if r == 2.0:
+        return _pass_sq(buf, n, v, r)
+    if r == 1.0:
+        return _pass_lin(buf, n, v, r)
+    return _pass_1p(buf, n, v, r)
+
+
+@njit(**JIT)
+def _compact(buf, n, v, L):
+    """Keep the candidates with ``x - v > L`` at the front of ``buf``; their count."""
+    c = 0
+    for i in range(n):
+        x = buf[i]
+        buf[c] = x
+        c += x - v > L
+    return c
+
+
+@njit(**JIT_SUMS)
+def _sum_above(buf, n, lo, L):
+    """``(sum x, count)`` over the candidates with ``x - lo > L``."""
+    sx = 0.0
+    c = 0
+    for i in range(n):
+        x = buf[i]
+        keep = x - lo > L
+        sx += x if keep else 0.0
+        c += keep
+    return sx, c
+
+
 @njit(**JIT)
 def tau_bracket_newton(buf, n, r, L):
     """``(v, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
@@ -135,15 +261,7 @@ def tau_bracket_newton(buf, n, r, L):
         # (C = the candidates above the last bound) raises lo and drops the candidates
         # below it before the passes that evaluate powers.
         for _ in range(16):
-            sx = 0.0
-            c = 0
-            for i in range(n):
-                x = buf[i]
-                keep = x - lo > L
-                buf[c] = x
-                c += keep
-                sx += x if keep else 0.0
-            n = c
+            sx, c = _sum_above(buf, n, lo, L)
             # mean - c^(-a1), as v = t - L; for L = -1: 1 - c^(-a1) = -expm1(-a1 log c)
             if L == -1.0:
                 v_new = sx / c - math.expm1(-a1 * math.log(c))
@@ -152,6 +270,7 @@ def tau_bracket_newton(buf, n, r, L):
             if not v_new > lo:
                 break
             lo = min(v_new, hi)
+        n = _compact(buf, n, lo, L)
     v = lo
     c_lo = n
     c_hi = 0
@@ -160,21 +279,7 @@ def tau_bracket_newton(buf, n, r, L):
     hi_tried = False
     prev_step = np.inf
     for it in range(200):
-        F = 0.0
-        G = 0.0
-        c = 0
-        for i in range(n):
-            x = buf[i]
-            w = x - v
-            if w > L:
-                pv = power_or_zero(w, r, L)
-                F += pv
-                G += pv / (w - L)
-                # Lomuto partition: the entries above v go to the front; the others stay
-                # behind them, needed again if v turns out to be an upper bound.
-                buf[i] = buf[c]
-                buf[c] = x
-                c += 1
+        F, G, c = _pass_any(buf, n, v, r, L)
         if F == 1.0:
             return v, c
         below = F > 1.0
@@ -182,7 +287,9 @@ def tau_bracket_newton(buf, n, r, L):
             lo = v
             c_lo = c
             e_lo = F - 1.0
-            n = c
+            if c < n:
+                # at a lower bound the entries at or below it are off the support for good
+                n = _compact(buf, n, v, L)
         else:
             hi = v
             c_hi = c
@@ -232,9 +339,62 @@ def write(z, p, m, v, k, a1):
         return
     r = 1.0 / a1
     L = offset(a1)
+    if L == -1.0 and (r == 2.0 or r == 1.0):
+        for i in range(z.shape[0]):
+            w = a1 * (np.float64(z[i]) - m) - v
+            p[i] = power_or_zero(w, r, L)
+        return
+    ws, ix, n = support_of(z, m, v, k, a1, L)
+    if n > k:
+        # (never seen: k is the count of the same test) every entry, branch-free
+        for i in range(z.shape[0]):
+            p[i] = power_masked(a1 * (np.float64(z[i]) - m) - v, r, L)
+        return
+    powers(ws, n, r, L)
+    for i in range(z.shape[0]):
+        p[i] = 0.0
+    for j in range(n):
+        p[ix[j]] = ws[j]
+
+
+# --------------------------------------------------------------------------- support lists
+# Outside r = 1, 2 a power costs an exp and a log even vectorised, and most entries of a
+# row are off the support: the passes after the threshold list the support first
+# (``w`` and the index, a cheap branch-free compaction) and take the powers on the list.
+
+
+@njit(**JIT)
+def support_of(z, m, v, k, a1, L):
+    """``(w, index, n)`` of the entries with ``w = a1 (z - m) - v > L`` (``k`` expected)."""
+    ws = np.empty(k + 1, np.float64)
+    ix = np.empty(k + 1, np.int64)
+    n = 0
     for i in range(z.shape[0]):
         w = a1 * (np.float64(z[i]) - m) - v
-        p[i] = power_or_zero(w, r, L)
+        j = min(n, k)  # bounds the stores; n > k is reported to the caller
+        ws[j] = w
+        ix[j] = i
+        n += w > L
+    return ws, ix, n
+
+
+@njit(**JIT)
+def power_masked(w, r, L):
+    """``(w - L)_+^r`` branch-free, through :mod:`._fastmath` (vectorisable)."""
+    if L == 0.0:
+        return _pow0(w, r)
+    return _pow1p(w, r)
+
+
+@njit(**JIT)
+def powers(ws, n, r, L):
+    """``ws[:n] <- (ws - L)^r`` in place, the entries all on the support."""
+    if L == 0.0:
+        for j in range(n):
+            ws[j] = FM.exp(r * FM.log(ws[j]))
+    else:
+        for j in range(n):
+            ws[j] = FM.exp(r * FM.log1p(ws[j]))
 
 
 @njit(**JIT)
@@ -244,6 +404,9 @@ def jvp(p, v, out, alpha):
     A row of ``p`` holding NaN, or with no positive entry, gives NaN.
     """
     b = 2.0 - alpha
+    if not (b == 0.5 or b == 0.0):
+        _jvp_listed(p, v, out, b)
+        return
     ssum = 0.0
     sv = 0.0
     nan = False
@@ -262,6 +425,47 @@ def jvp(p, v, out, alpha):
     for j in range(p.shape[0]):
         pj = np.float64(p[j])
         out[j] = _weight(pj, b) * (np.float64(v[j]) - c)
+
+
+@njit(**JIT)
+def _jvp_listed(p, v, out, b):
+    """:func:`jvp` for ``b = 2 - alpha`` other than 0 and 1/2: the weights ``p^b`` (an exp
+    and a log each) taken on the list of the support only."""
+    K = p.shape[0]
+    ix = np.empty(K + 1, np.int64)
+    n = 0
+    nan = False
+    for j in range(K):
+        pj = np.float64(p[j])
+        nan |= pj != pj
+        ix[n] = j
+        n += pj > 0
+    ws = np.empty(n, np.float64)
+    ssum, sv = _weights(p, v, ix, ws, n, b)
+    if nan or not ssum > 0:
+        for j in range(K):
+            out[j] = np.nan
+        return
+    c = sv / ssum
+    for j in range(K):
+        out[j] = 0.0 * (np.float64(v[j]) - c)  # as p^b (v - c) off the support
+    for t in range(n):
+        j = ix[t]
+        out[j] = ws[t] * (np.float64(v[j]) - c)
+
+
+@njit(**JIT_SUMS)
+def _weights(p, v, ix, ws, n, b):
+    """``ws[t] = p^b`` at the listed entries; ``(sum ws, sum ws v)``."""
+    ssum = 0.0
+    sv = 0.0
+    for t in range(n):
+        j = ix[t]
+        w = FM.exp(b * FM.log(np.float64(p[j])))
+        ws[t] = w
+        ssum += w
+        sv += w * np.float64(v[j])
+    return ssum, sv
 
 
 @njit(**JIT)
@@ -304,18 +508,73 @@ def loss_label(z, label, m, v, k, a1, scale, grad, want_grad):
     """The loss for class ``label``; with ``want_grad``, ``grad = scale * (p - e_label)``."""
     alpha = 1.0 + a1
     L = offset(a1)
+    r = 1.0 / a1
+    if not (L == -1.0 and (r == 2.0 or r == 1.0)):
+        return _loss_label_listed(z, label, m, v, k, a1, scale, grad, want_grad)
     acc = 0.0
     # Read-only pass first: grad may be z itself (in place).
     for j in range(z.shape[0]):
         w = a1 * (np.float64(z[j]) - m) - v
         acc += _term(w, L, 1.0 if j == label else 0.0, a1, alpha)
     if want_grad:
-        r = 1.0 / a1
         for j in range(z.shape[0]):
             w = a1 * (np.float64(z[j]) - m) - v
             pj = power_or_zero(w, r, L)
             grad[j] = (pj - 1.0 if j == label else pj) * scale
     return acc
+
+
+@njit(**JIT)
+def _loss_label_listed(z, label, m, v, k, a1, scale, grad, want_grad):
+    """:func:`loss_label` for r other than 1 and 2: the powers on the support's list."""
+    alpha = 1.0 + a1
+    L = offset(a1)
+    r = 1.0 / a1
+    wl = a1 * (np.float64(z[label]) - m) - v  # read first: grad may be z itself
+    ws, ix, n = support_of(z, m, v, k, a1, L)
+    if n > k:  # (never seen: k is the count of the same test) the entry-by-entry form
+        ws = np.empty(z.shape[0], np.float64)
+        ix = np.arange(z.shape[0])
+        for i in range(z.shape[0]):
+            ws[i] = a1 * (np.float64(z[i]) - m) - v
+        n = z.shape[0]
+    acc = _listed_terms(ws, ix, n, r, L, label) / alpha
+    # the label's own term, q = 1 (its q = 0 term was left out above)
+    acc += _term_fm(wl, L, a1, alpha, r)
+    if want_grad:
+        for i in range(z.shape[0]):
+            grad[i] = 0.0
+        for j in range(n):
+            grad[ix[j]] = ws[j] * scale
+        grad[label] = (power_masked(wl, r, L) - 1.0) * scale
+    return acc
+
+
+@njit(**JIT_SUMS)
+def _listed_terms(ws, ix, n, r, L, label):
+    """``sum p y`` over the listed entries but ``label`` (``p = y^r``, ``y = w - L``,
+    masked off the support); ``ws`` becomes ``p``."""
+    acc = 0.0
+    for j in range(n):
+        w = ws[j]
+        pv = power_masked(w, r, L)
+        y = w - L
+        t = pv * y
+        acc += t if (ix[j] != label and w > L) else 0.0
+        ws[j] = pv
+    return acc
+
+
+@njit(**JIT)
+def _term_fm(w, L, a1, alpha, r):
+    """:func:`_term` at ``q = 1`` with the power of :func:`power_masked`."""
+    if w > L:
+        y = w - L
+        u = w if L == -1.0 else y - 1.0
+        pv = power_masked(w, r, L)
+        return (-u / a1 - y * (1.0 - pv)) / alpha
+    # phi(1) plus the off-support term (L - w) / (alpha - 1)
+    return 1.0 / (a1 * alpha) + (L - w) / a1
 
 
 @njit(**JIT)
