@@ -134,33 +134,43 @@ def _pow0(w, r):
 
 
 @njit(**JIT_SUMS)
-def _pass_1p(buf, n, v, r):
+def _pass_1p(buf, n, v, r, tmp):
+    # Two loops, the log then the exp: fused, one entry's chain of dependent operations
+    # is too long for the core to overlap enough entries (measured twice as slow).
+    for i in range(n):
+        w = buf[i] - v
+        on = w > -1.0
+        lg = r * FM.log1p(w if on else 0.0)
+        tmp[i] = lg if on else -np.inf  # exp(-inf) = 0: the mask carried to the next loop
     F = 0.0
     G = 0.0
     c = 0
     for i in range(n):
+        p = FM.exp(tmp[i])
         w = buf[i] - v
         on = w > -1.0
-        wc = w if on else 0.0
-        p = FM.exp(r * FM.log1p(wc))
-        F += p if on else 0.0
-        G += p / (1.0 + wc) if on else 0.0
+        F += p
+        G += p / (1.0 + w) if on else 0.0
         c += on
     return F, G, c
 
 
 @njit(**JIT_SUMS)
-def _pass_0(buf, n, v, r):
+def _pass_0(buf, n, v, r, tmp):
+    for i in range(n):
+        w = buf[i] - v
+        on = w > 0.0
+        lg = r * FM.log(w if on else 1.0)
+        tmp[i] = lg if on else -np.inf
     F = 0.0
     G = 0.0
     c = 0
     for i in range(n):
+        p = FM.exp(tmp[i])
         w = buf[i] - v
         on = w > 0.0
-        wc = w if on else 1.0
-        p = FM.exp(r * FM.log(wc))
-        F += p if on else 0.0
-        G += p / wc if on else 0.0
+        F += p
+        G += p / w if on else 0.0
         c += on
     return F, G, c
 
@@ -194,13 +204,15 @@ def _pass_lin(buf, n, v, r):
 
 @njit(**JIT)
 def _pass_any(buf, n, v, r, L):
-    if L == 0.0:
-        return _pass_0(buf, n, v, r)
+    if L == 0.0 or not (r == 2.0 or r == 1.0):
+        # scratch for the logs: the free tail of buf (SCRATCH = 2), else a new array
+        tmp = buf[n:2 * n] if buf.shape[0] >= 2 * n else np.empty(n, np.float64)
+        if L == 0.0:
+            return _pass_0(buf, n, v, r, tmp)
+        return _pass_1p(buf, n, v, r, tmp)
     if r == 2.0:
         return _pass_sq(buf, n, v, r)
-    if r == 1.0:
-        return _pass_lin(buf, n, v, r)
-    return _pass_1p(buf, n, v, r)
+    return _pass_lin(buf, n, v, r)
 
 
 @njit(**JIT)
@@ -211,6 +223,15 @@ def _compact(buf, n, v, L):
         x = buf[i]
         buf[c] = x
         c += x - v > L
+    return c
+
+
+@njit(**JIT_SUMS)
+def _count_above(buf, n, v, L):
+    """``#{x - v > L}`` over ``buf[:n]``."""
+    c = 0
+    for i in range(n):
+        c += buf[i] - v > L
     return c
 
 
@@ -227,8 +248,49 @@ def _sum_above(buf, n, lo, L):
     return sx, c
 
 
+# The sampled start (alpha <= 2, long rows): every SAMPLE_STEP-th candidate, whose
+# threshold for SAMPLE_MASS / SAMPLE_STEP (more than its share, so that the estimate
+# tends to fall below tau, where Newton's rise starts) is found first, on an eighth of
+# the entries; the passes over the row then start near tau instead of at Michelot's
+# bound, on about half as many candidates.
+SAMPLE_FROM = 256
+SAMPLE_STEP = 8
+SAMPLE_MASS = 1.5
+SAMPLE_TOL = 2.0**-20
+
+
 @njit(**JIT)
-def tau_bracket_newton(buf, n, r, L):
+def tau_bracket_newton(buf, n, r, L, tol=0.0):
+    """``(v, k)`` for the candidates ``buf[:n]`` (:func:`_newton`; ``buf`` holds at least
+    ``2 n`` entries, the rest is scratch). ``tol``: the error in ``v`` at which the search
+    may stop (0: to rounding)."""
+    v0 = np.nan
+    if r >= 1.0 and L == -1.0 and n >= SAMPLE_FROM and buf.shape[0] >= 2 * n:
+        v0 = _sampled_start(buf, n, r)
+    return _newton(buf, n, r, L, tol, v0)
+
+
+@njit(**JIT)
+def _sampled_start(buf, n, r):
+    """An estimate of ``v`` from a sample of the candidates ``buf[:n]`` (L = -1)."""
+    xm = -np.inf
+    for i in range(0, n, SAMPLE_STEP):
+        xm = max(xm, buf[i])
+    # The sample's threshold t for mass mu: sum (x - t)_+^r = mu, i.e. in x' = (x - xm) / s
+    # with s = mu^(1/r), sum (x' - t')_+^r = 1 with max x' = 0: the problem solved below.
+    s = math.exp(math.log(SAMPLE_MASS / SAMPLE_STEP) / r)
+    sub = buf[n:]
+    ns = 0
+    for i in range(0, n, SAMPLE_STEP):
+        x = (buf[i] - xm) / s
+        sub[ns] = x
+        ns += x > -1.0
+    vs, _ = _newton(sub, ns, r, -1.0, SAMPLE_TOL, np.nan)
+    return (vs - 1.0) * s + xm + 1.0
+
+
+@njit(**JIT)
+def _newton(buf, n, r, L, tol, v0):
     """``(v, k)`` for the candidates ``buf[:n]`` (``x`` values), any ``r = 1/(alpha-1) > 0``.
 
     ``F(v) = sum (w_i - L)_+^r`` with ``w_i = x_i - v`` is decreasing, with
@@ -254,7 +316,22 @@ def tau_bracket_newton(buf, n, r, L):
     a1 = 1.0 / r
     lo = -1.0 - L
     hi = -math.expm1(-a1 * math.log(n)) if L == -1.0 else -math.exp(-a1 * math.log(n))
-    if r >= 1.0:
+    saved = 0
+    end = buf.shape[0]
+    if lo < v0 < hi and end >= 2 * n:
+        # A start v0 (an estimate, most often below tau): the candidates above it are
+        # kept at the front, the others saved at the end of buf (beyond the scratch of
+        # the passes, buf[n:2n]), to be put back if v0 turns out to be above tau.
+        c = 0
+        for i in range(n):
+            x = buf[i]
+            keep = x - v0 > L
+            buf[c] = x
+            buf[end - 1 - (i - c)] = x
+            c += keep
+        saved = n - c
+        n = c
+    elif r >= 1.0:
         # A cheap lower bound first (sums only, no powers): for any set C, by Jensen,
         # F(t) >= |C'|^(1-r) (sum_C' (x - t))^r over C' = C minus its entries below t, so
         # t = mean_C x - |C|^(-a1) has F(t) >= 1. Michelot's iteration on that bound
@@ -271,7 +348,7 @@ def tau_bracket_newton(buf, n, r, L):
                 break
             lo = min(v_new, hi)
         n = _compact(buf, n, lo, L)
-    v = lo
+    v = v0 if saved or lo < v0 < hi else lo
     c_lo = n
     c_hi = 0
     e_lo = np.inf  # |f| at the ends, to return the better end of a collapsed bracket
@@ -283,6 +360,14 @@ def tau_bracket_newton(buf, n, r, L):
         if F == 1.0:
             return v, c
         below = F > 1.0
+        if saved:
+            if not below:
+                # the start was above tau: the saved candidates come back (off the
+                # support at v0, the pass's F and count hold for them too)
+                for j in range(saved):
+                    buf[n + j] = buf[end - 1 - j]
+                n += saved
+            saved = 0
         if below:
             lo = v
             c_lo = c
@@ -303,6 +388,14 @@ def tau_bracket_newton(buf, n, r, L):
         else:
             step = (F - 1.0) / (r * G)  # alpha > 2: h is not convex, F did better
         v_new = v + step
+        if r >= 1.0 and below and 0.0 < step <= 0.125 * prev_step < np.inf:
+            # Quadratic convergence is under way (the step shrank by 8 or more): the error
+            # left after this step is about C step^2 with C ~ step / prev_step^2. Four
+            # times that below the tolerance (tol, or a sixteenth of an ulp of v), the
+            # step is taken without a pass to confirm it; only the count is redone.
+            pred = 4.0 * step * (step / prev_step) * (step / prev_step)
+            if pred <= max(tol, 0.0625 * EPS * v):
+                return v_new, _count_above(buf, n, v_new, L)
         if abs(F - 1.0) <= 4.0 * EPS * c and abs(step) >= prev_step:
             # The residual is within the rounding of its own sum and Newton's steps have
             # stopped shrinking: converged (more steps would walk on rounding noise).
@@ -345,11 +438,8 @@ def write(z, p, m, v, k, a1):
             p[i] = power_or_zero(w, r, L)
         return
     ws, ix, n = support_of(z, m, v, k, a1, L)
-    if n > k:
-        # (never seen: k is the count of the same test) every entry, branch-free
-        for i in range(z.shape[0]):
-            p[i] = power_masked(a1 * (np.float64(z[i]) - m) - v, r, L)
-        return
+    if n > k:  # (never seen: k is the count of the same test) a list for any count
+        ws, ix, n = support_of(z, m, v, z.shape[0], a1, L)
     powers(ws, n, r, L)
     for i in range(z.shape[0]):
         p[i] = 0.0
@@ -389,12 +479,15 @@ def power_masked(w, r, L):
 @njit(**JIT)
 def powers(ws, n, r, L):
     """``ws[:n] <- (ws - L)^r`` in place, the entries all on the support."""
+    # the log then the exp in two loops (see _pass_1p)
     if L == 0.0:
         for j in range(n):
-            ws[j] = FM.exp(r * FM.log(ws[j]))
+            ws[j] = r * FM.log(ws[j])
     else:
         for j in range(n):
-            ws[j] = FM.exp(r * FM.log1p(ws[j]))
+            ws[j] = r * FM.log1p(ws[j])
+    for j in range(n):
+        ws[j] = FM.exp(ws[j])
 
 
 @njit(**JIT)
@@ -457,14 +550,15 @@ def _jvp_listed(p, v, out, b):
 @njit(**JIT_SUMS)
 def _weights(p, v, ix, ws, n, b):
     """``ws[t] = p^b`` at the listed entries; ``(sum ws, sum ws v)``."""
+    for t in range(n):  # the log then the exp in two loops (see _pass_1p)
+        ws[t] = b * FM.log(np.float64(p[ix[t]]))
     ssum = 0.0
     sv = 0.0
     for t in range(n):
-        j = ix[t]
-        w = FM.exp(b * FM.log(np.float64(p[j])))
+        w = FM.exp(ws[t])
         ws[t] = w
         ssum += w
-        sv += w * np.float64(v[j])
+        sv += w * np.float64(v[ix[t]])
     return ssum, sv
 
 
@@ -532,12 +626,8 @@ def _loss_label_listed(z, label, m, v, k, a1, scale, grad, want_grad):
     r = 1.0 / a1
     wl = a1 * (np.float64(z[label]) - m) - v  # read first: grad may be z itself
     ws, ix, n = support_of(z, m, v, k, a1, L)
-    if n > k:  # (never seen: k is the count of the same test) the entry-by-entry form
-        ws = np.empty(z.shape[0], np.float64)
-        ix = np.arange(z.shape[0])
-        for i in range(z.shape[0]):
-            ws[i] = a1 * (np.float64(z[i]) - m) - v
-        n = z.shape[0]
+    if n > k:  # (never seen: k is the count of the same test) a list for any count
+        ws, ix, n = support_of(z, m, v, z.shape[0], a1, L)
     acc = _listed_terms(ws, ix, n, r, L, label) / alpha
     # the label's own term, q = 1 (its q = 0 term was left out above)
     acc += _term_fm(wl, L, a1, alpha, r)
@@ -552,15 +642,21 @@ def _loss_label_listed(z, label, m, v, k, a1, scale, grad, want_grad):
 
 @njit(**JIT_SUMS)
 def _listed_terms(ws, ix, n, r, L, label):
-    """``sum p y`` over the listed entries but ``label`` (``p = y^r``, ``y = w - L``,
-    masked off the support); ``ws`` becomes ``p``."""
+    """``sum p y`` over the listed entries (on the support) but ``label`` (``p = y^r``,
+    ``y = w - L``); ``ws`` becomes ``p``."""
+    lg = np.empty(n, np.float64)
+    # the log then the exp in two loops (see _pass_1p)
+    if L == 0.0:
+        for j in range(n):
+            lg[j] = r * FM.log(ws[j])
+    else:
+        for j in range(n):
+            lg[j] = r * FM.log1p(ws[j])
     acc = 0.0
     for j in range(n):
-        w = ws[j]
-        pv = power_masked(w, r, L)
-        y = w - L
-        t = pv * y
-        acc += t if (ix[j] != label and w > L) else 0.0
+        pv = FM.exp(lg[j])
+        t = pv * (ws[j] - L)
+        acc += t if ix[j] != label else 0.0
         ws[j] = pv
     return acc
 
