@@ -129,8 +129,9 @@ def _pow0(w, r):
 
 
 # One loop per form of the power (a function passed as an argument would not be inlined
-# into the loop, and the loop would not vectorise). Each gives ``(F, F', c)`` at ``v`` over
-# ``buf[:n]``: ``sum p``, ``sum p / y`` and ``#{w > L}``, ``w = x - v``.
+# into the loop, and the loop would not vectorise). Each gives ``(F, G, H, c)`` at ``v``
+# over ``buf[:n]``: ``sum p``, ``sum p / y``, ``sum p / y^2`` (for Halley's step; 0 where
+# unused) and ``#{w > L}``, ``w = x - v``.
 
 
 @njit(**JIT_SUMS)
@@ -144,15 +145,19 @@ def _pass_1p(buf, n, v, r, tmp):
         tmp[i] = lg if on else -np.inf  # exp(-inf) = 0: the mask carried to the next loop
     F = 0.0
     G = 0.0
+    H = 0.0
     c = 0
     for i in range(n):
         p = FM.exp(tmp[i])
         w = buf[i] - v
         on = w > -1.0
+        iy = 1.0 / (1.0 + w) if on else 0.0
+        g = p * iy
         F += p
-        G += p / (1.0 + w) if on else 0.0
+        G += g
+        H += g * iy
         c += on
-    return F, G, c
+    return F, G, H, c
 
 
 @njit(**JIT_SUMS)
@@ -172,7 +177,7 @@ def _pass_0(buf, n, v, r, tmp):
         F += p
         G += p / w if on else 0.0
         c += on
-    return F, G, c
+    return F, G, 0.0, c
 
 
 @njit(**JIT_SUMS)
@@ -187,7 +192,7 @@ def _pass_sq(buf, n, v, r):
         F += y * y
         G += y
         c += on
-    return F, G, c
+    return F, G, np.float64(c), c
 
 
 @njit(**JIT_SUMS)
@@ -199,7 +204,7 @@ def _pass_lin(buf, n, v, r):
         on = w > -1.0
         F += 1.0 + w if on else 0.0
         c += on
-    return F, np.float64(c), c
+    return F, np.float64(c), 0.0, c
 
 
 @njit(**JIT)
@@ -319,9 +324,9 @@ def _newton(buf, n, r, L, tol, v0):
     saved = 0
     end = buf.shape[0]
     if lo < v0 < hi and end >= 2 * n:
-        # A start v0 (an estimate, most often below tau): the candidates above it are
-        # kept at the front, the others saved at the end of buf (beyond the scratch of
-        # the passes, buf[n:2n]), to be put back if v0 turns out to be above tau.
+        # A start v0 (an estimate, often below tau): the candidates above it are kept at
+        # the front, the others saved at the end of buf (beyond the scratch of the
+        # passes, buf[n:2n]), to be put back as far as needed if v0 is above tau.
         c = 0
         for i in range(n):
             x = buf[i]
@@ -356,18 +361,12 @@ def _newton(buf, n, r, L, tol, v0):
     hi_tried = False
     prev_step = np.inf
     for it in range(200):
-        F, G, c = _pass_any(buf, n, v, r, L)
+        F, G, H, c = _pass_any(buf, n, v, r, L)
         if F == 1.0:
             return v, c
         below = F > 1.0
-        if saved:
-            if not below:
-                # the start was above tau: the saved candidates come back (off the
-                # support at v0, the pass's F and count hold for them too)
-                for j in range(saved):
-                    buf[n + j] = buf[end - 1 - j]
-                n += saved
-            saved = 0
+        if saved and below:
+            saved = 0  # a lower bound: the saved candidates are off the support for good
         if below:
             lo = v
             c_lo = c
@@ -384,7 +383,15 @@ def _newton(buf, n, r, L, tol, v0):
             # candidates above v (convex, like F) and nearly affine, so far from the root
             # Newton gains much more per pass than on F (on one entry h is affine: one
             # step). h'/h = F'/(r F) gives this step, with expm1 for alpha near 1.
-            step = -F * math.expm1(-a1 * math.log(F)) / G
+            d = -math.expm1(-a1 * math.log(F))  # 1 - F^(-1/r)
+            step = F * d / G
+            if r > 1.0:
+                # Halley's correction: h h'' / (2 h'^2) = (r - 1) d (F H - G^2) / (2 G^2)
+                # (F H >= G^2 by Cauchy-Schwarz: h is convex). Cubic convergence saves a
+                # pass from the sampled start. Clamped: far from tau the step is at most
+                # twice Newton's from below (h'' is large where entries leave the support).
+                u = (r - 1.0) * d * (F * H - G * G) / (2.0 * G * G)
+                step = step / (1.0 - min(max(u, -1.0), 0.5))
         else:
             step = (F - 1.0) / (r * G)  # alpha > 2: h is not convex, F did better
         v_new = v + step
@@ -417,6 +424,21 @@ def _newton(buf, n, r, L, tol, v0):
                 v_new = 0.5 * (lo + hi)
                 if not (lo < v_new < hi):
                     break  # lo and hi are adjacent floats
+        if saved:
+            # Every pass so far was above tau: the saved candidates above the next point
+            # come back (off the support at the points so far, the passes' sums and counts
+            # held for them too); the others stay saved until a lower bound is found.
+            back = 0
+            keep = 0
+            for j in range(saved):
+                x = buf[end - 1 - j]
+                up = x - v_new > L
+                buf[n + back] = x
+                buf[end - 1 - keep] = x
+                back += up
+                keep += not up
+            n += back
+            saved = keep
         v = v_new
     if e_hi < e_lo:
         return hi, c_hi
