@@ -360,6 +360,7 @@ def _newton(buf, n, r, L, tol, v0):
     e_hi = np.inf
     hi_tried = False
     prev_step = np.inf
+    cubic = False
     for it in range(200):
         F, G, H, c = _pass_any(buf, n, v, r, L)
         if F == 1.0:
@@ -391,16 +392,23 @@ def _newton(buf, n, r, L, tol, v0):
                 # pass from the sampled start. Clamped: far from tau the step is at most
                 # twice Newton's from below (h'' is large where entries leave the support).
                 u = (r - 1.0) * d * (F * H - G * G) / (2.0 * G * G)
-                step = step / (1.0 - min(max(u, -1.0), 0.5))
+                uc = min(max(u, -1.0), 0.5)
+                step = step / (1.0 - uc)
+                # cubic convergence is counted on for r >= 3 only (alpha <= 4/3): below,
+                # h'' has kinks where entries leave the support (y^(r-2) in F'')
+                cubic = uc == u and r >= 3.0
         else:
             step = (F - 1.0) / (r * G)  # alpha > 2: h is not convex, F did better
         v_new = v + step
         if r >= 1.0 and below and 0.0 < step <= 0.125 * prev_step < np.inf:
             # Quadratic convergence is under way (the step shrank by 8 or more): the error
-            # left after this step is about C step^2 with C ~ step / prev_step^2. Four
-            # times that below the tolerance (tol, or a sixteenth of an ulp of v), the
-            # step is taken without a pass to confirm it; only the count is redone.
-            pred = 4.0 * step * (step / prev_step) * (step / prev_step)
+            # left after this step is about C step^2 with C ~ step / prev_step^2 (for an
+            # unclamped Halley step, C step^3 with C ~ step / prev_step^3: were the last
+            # step less than cubic, that C is an overestimate). Four times that below
+            # the tolerance (tol, or a sixteenth of an ulp of v), the step is taken
+            # without a pass to confirm it; only the count is redone.
+            q = step / prev_step
+            pred = 4.0 * step * q * (q * q if cubic else q)
             if pred <= max(tol, 0.0625 * EPS * v):
                 return v_new, _count_above(buf, n, v_new, L)
         if abs(F - 1.0) <= 4.0 * EPS * c and abs(step) >= prev_step:
