@@ -158,13 +158,15 @@ def _sampled_v0(z, alpha):
 def test_sampled_start_on_both_sides_of_tau():
     """The start may land above tau (the saved candidates come back) or below it."""
     alpha = 1.3
-    # above: the sample (every 8th candidate) holds all the large entries
+    S = E.SAMPLE_STEP
+    # above: the sample (every S-th candidate; here every entry is one) holds all the
+    # large entries
     hi = _rng(5).standard_normal(2048) * 0.05
-    hi[0:80:8] = 3.0
+    hi[0:10 * S:S] = 3.0
     # below: the sample misses them all
     lo = hi.copy()
-    lo[0:80:8] = 0.0
-    lo[3:83:8] = 3.0
+    lo[0:10 * S:S] = 0.0
+    lo[3:10 * S + 3:S] = 3.0
     for z, above in [(hi, True), (lo, False)]:
         v0, n = _sampled_v0(z, alpha)
         assert n >= E.SAMPLE_FROM
