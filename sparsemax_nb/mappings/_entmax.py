@@ -30,6 +30,14 @@ With ``e = alpha - 1``, ``p_i^e = y_i = 1 + u_i`` on the support and ``q_i^e = 1
 ``E_i = expm1(e log q_i)``, the divergence term is
 ``(q_i (E_i - u_i) / e - (1 + u_i)(q_i - p_i)) / alpha``: ``E_i`` and ``u_i`` are both
 ``O(e)``, so nothing blows up as alpha -> 1.
+
+Speed
+-----
+Outside r = 1 and 2 a power is an exp and a log. Numba's ``math.exp``/``math.log1p`` are
+scalar libm calls, so the passes take them from :mod:`._fastmath` (vectorisable, about
+one ulp) in branch-free loops. The passes after the threshold (the outputs, the loss,
+the Jacobian's weights) list the support first and take the powers on the list only.
+The r = 2 forms (1.5-entmax, shared with :mod:`.entmax15`) are unchanged.
 """
 
 import math
@@ -302,23 +310,30 @@ def _newton(buf, n, r, L, tol, v0):
 
     ``F(v) = sum (w_i - L)_+^r`` with ``w_i = x_i - v`` is decreasing, with
     ``F(-1 - L) >= 1`` (the maximum gives 1) and ``F(-n^(1 - alpha) - L) <= 1`` (each term
-    at most ``1/n``). Each pass evaluates ``F`` and ``F'`` at one point, updates the bracket
-    ``[lo, hi]``, moves the entries above the point to the front (at a lower bound the
-    others are off the support and are dropped for good) and steps by Newton, or bisects
-    when Newton leaves the bracket.
+    at most ``1/n``). Each pass evaluates ``F`` and its derivatives at one point (a
+    branch-free vector loop, :func:`_pass_any`), updates the bracket ``[lo, hi]`` (at a
+    lower bound the candidates at or below it are off the support and are dropped for
+    good) and steps, or bisects when the step leaves the bracket. ``buf[n:]`` is scratch.
 
-    For alpha <= 2 (``r >= 1``) Newton runs on ``h = F^(1/r) - 1``, convex (a norm of an
-    affine map) and nearly affine: Newton from ``lo`` rises monotonically and
-    never passes the root; once the entries above ``v`` are the support it is Newton on a
-    smooth convex function, quadratic to the end. It stops when a step no longer moves
-    ``v``, or when the residual is within the rounding of its own sum and the steps no
-    longer shrink: exact to rounding, not to a tolerance. For alpha > 2 Newton runs on
-    ``F - 1``, concave on a fixed support (Newton from above falls monotonically) but its slope is unbounded
-    where an entry enters the support, where Newton can crawl: there a step that does not
-    move ``v`` is not trusted: the next point is the neighbouring float towards the root,
-    and the search ends when the bracket is two adjacent floats (the end where ``|f|`` is
-    smaller is returned). Past 60 passes (never seen, but it bounds the work) every step
-    bisects.
+    Without a start (``v0`` NaN) the search starts from Michelot's bound (alpha <= 2) or
+    ``lo``. With one (:func:`_sampled_start`) the candidates above ``v0`` are kept and the
+    others saved at the end of ``buf``, put back as far as needed while the passes are
+    above tau.
+
+    For alpha <= 2 (``r >= 1``) the step is Newton's on ``h = F^(1/r) - 1``, convex (a norm
+    of an affine map) and nearly affine, with Halley's correction (clamped): from below it
+    rises towards the root; once the entries above ``v`` are the support it is a smooth
+    convex function, quadratic (cubic) to the end. It stops when a step no longer moves
+    ``v``, when the residual is within the rounding of its own sum and the steps no longer
+    shrink, or when the error predicted after a shrinking step (from the last two steps)
+    is below ``tol`` or a sixteenth of an ulp of ``v``: exact to rounding (float32 rows:
+    ``tol = 2^-40``, far below their rounding), not to a bisection tolerance. For alpha > 2
+    Newton runs on ``F - 1``, concave on a fixed support (Newton from above falls
+    monotonically) but its slope is unbounded where an entry enters the support, where
+    Newton can crawl: there a step that does not move ``v`` is not trusted: the next point
+    is the neighbouring float towards the root, and the search ends when the bracket is
+    two adjacent floats (the end where ``|f|`` is smaller is returned). Past 60 passes
+    (never seen, but it bounds the work) every step bisects.
     """
     a1 = 1.0 / r
     lo = -1.0 - L

@@ -4,21 +4,24 @@ Numba lowers ``math.exp`` and ``math.log1p`` to scalar libm calls, so a loop tha
 power per entry (alpha-entmax's ``p = y^r = exp(r log1p(w))``) runs one entry at a time.
 These are straight-line float64 code (range reduction, a polynomial, an exponent put in or
 taken out through the bits of the float), which LLVM inlines into the loop and runs four
-entries to an AVX2 vector. Both stay within about one ulp of the correctly rounded result
-(tests/test_entmax_bisect_speedpaths.py checks them against ``math`` over the ranges the
-mappings use and at the edges).
+entries to an AVX2 vector (compiled with fused multiply-adds allowed, no reassociation).
+They stay within one ulp of ``math``'s results over the ranges the mappings use
+(tests/test_entmax_bisect_speedpaths.py checks them there and at the edges).
 
 * :func:`exp`: ``x = k ln2 + s`` with ``|s| <= ln2 / 2`` (``ln2`` in two parts, so ``s``
   is exact), ``exp(s)`` by its Taylor polynomial to degree 13 (truncation below
-  ``2^-58``), times ``2^k`` as two powers of two ``2^k1 2^k2`` (so that ``2^k`` itself
-  need not be a normal float): the result rounds once more only when it is subnormal.
-  Overflow gives ``inf``, ``x <= -746`` gives 0, ``-inf`` gives 0.
-* :func:`log1p`: ``u = 1 + w`` rounded, with the rounding error ``c = w - (u - 1)`` (exact)
-  carried as ``c / u``; ``u = 2^e (1 + g)`` with ``1 + g`` in ``[sqrt(1/2), sqrt(2))``
-  and ``log(1 + g) = g - g^2/2 + s (g^2/2 + R(s^2))`` with ``s = g / (2 + g)`` and ``R``
-  the series of ``2 atanh(s) / s - 2`` (``|s| < 0.172``: nine terms reach ``2^-60``
-  relative). Valid for ``w > -1`` with ``u`` a positive normal float (subnormal ``u``,
-  from ``log(p)`` of a subnormal ``p``, is scaled up first); ``w = -1`` gives ``-inf``.
+  ``2^-57``; Estrin's scheme), times ``2^k`` as two powers of two ``2^k1 2^k2`` (so that
+  ``2^k`` itself need not be a normal float): the result rounds once more only when it
+  is subnormal. Overflow gives ``inf``, ``x <= -746`` gives 0, ``-inf`` gives 0.
+* :func:`log` and :func:`log1p`: ``u = 2^e (1 + g)`` with ``1 + g`` in
+  ``[sqrt(1/2), sqrt(2))`` (``e`` and ``g`` from the bits of ``u``; a subnormal ``u``, the
+  log of a subnormal ``p``, is scaled up first) and ``log(1 + g) = g - g^2/2 + s (g^2/2 +
+  R(s^2))`` with ``s = g / (2 + g)`` and ``R`` the series of ``2 atanh(s) / s - 2``
+  (``|s| < 0.172``: nine terms reach ``2^-60`` relative). For ``log1p``, ``u = 1 + w``
+  rounded; where the digits of ``w`` below ``u``'s ulp matter (``e = 0, -1``), ``g`` is
+  taken from ``w`` exactly (``w``, ``1 + 2 w``), so tiny ``w`` (alpha -> 1) keep their
+  relative accuracy. ``log(0) = log1p(-1) = -inf``. (For ``w > sqrt(2) - 1``, unused by
+  the mappings, ``log1p`` is within two ulps.)
 
 Neither handles NaN (the mappings never pass one: a row with a NaN is a NaN row before
 any power is taken), and the argument is clamped with selects rather than branches, so

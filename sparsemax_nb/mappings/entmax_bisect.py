@@ -1,9 +1,10 @@
 """alpha-entmax for any alpha > 1 (Peters, Niculae & Martins, ACL 2019), as ``@njit`` rows.
 
 ``p_i = [(alpha - 1) z_i - tau]_+ ^ (1 / (alpha - 1))``, ``tau`` such that the row sums to 1.
-The threshold is bracketed, the support found and the root finished by Newton to
-convergence (:func:`._entmax.tau_bracket_newton`): exact to rounding, not to a bisection
-tolerance, in a handful of passes over the candidates. alpha = 2 gives sparsemax,
+The threshold is bracketed, the support found and the root finished by Newton (with
+Halley's correction) to convergence (:func:`._entmax.tau_bracket_newton`; long rows start
+from a sampled estimate): exact to rounding, not to a bisection tolerance, in a handful of
+vectorised passes over the candidates. alpha = 2 gives sparsemax,
 alpha = 1.5 gives 1.5-entmax (:mod:`.entmax15`) and alpha -> 1 tends to softmax; the
 coordinates of :mod:`._entmax` keep that limit free of overflow and of lost digits.
 
