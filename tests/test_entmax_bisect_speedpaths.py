@@ -264,3 +264,32 @@ def test_loss_and_grad_on_the_support_list(alpha):
     L32, G32 = sm.entmax_bisect_loss_and_grad(z32, y, alpha)
     np.testing.assert_allclose(L32, naive.entmax_loss(z32, y, alpha), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(G32, G, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [1.3, 1.7, 3.0])
+def test_listed_and_entrywise_paths_agree(alpha):
+    """Rows with a support of at most 1/SPARSE of the row keep the entry-by-entry loops;
+    the listed ones must give the same outputs, loss and Jacobian on any row."""
+    z = _rng(12).standard_normal((4, 1500)) * 3
+    a1 = alpha - 1.0
+    tau, k = sm.entmax_bisect_threshold(z, alpha)
+    v = tau - a1 * z.max(-1) - E.offset(a1)
+    p = sm.entmax_bisect(z, alpha)
+    u = _rng(13).standard_normal(z.shape)
+    for row in range(4):
+        m = float(z[row].max())
+        ws, ix, n = E.support_of(z[row], m, v[row], k[row], a1, E.offset(a1))
+        assert n == k[row]
+        E.powers(ws, n, 1 / a1, E.offset(a1))
+        listed = np.zeros(z.shape[1])
+        listed[ix[:n]] = ws[:n]
+        np.testing.assert_allclose(listed, p[row], rtol=0, atol=1e-15)
+        out = np.empty(z.shape[1])
+        E._jvp_listed(p[row], u[row], out, 2.0 - alpha)
+        np.testing.assert_allclose(out, sm.entmax_bisect_jvp(p[row], u[row], alpha), rtol=0, atol=1e-14)
+        g = np.empty(z.shape[1])
+        y = int(np.argmax(z[row]))
+        L = E._loss_label_listed(z[row], y, m, v[row], k[row], a1, 1.0, g, True)
+        L2, g2 = sm.entmax_bisect_loss_and_grad(z[row], y, alpha)
+        assert L == pytest.approx(float(L2), rel=1e-13, abs=1e-15)
+        np.testing.assert_allclose(g, g2, rtol=0, atol=1e-15)

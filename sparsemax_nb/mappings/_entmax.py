@@ -479,7 +479,7 @@ def write(z, p, m, v, k, a1):
         return
     r = 1.0 / a1
     L = offset(a1)
-    if L == -1.0 and (r == 2.0 or r == 1.0):
+    if (L == -1.0 and (r == 2.0 or r == 1.0)) or SPARSE * k <= z.shape[0]:
         for i in range(z.shape[0]):
             w = a1 * (np.float64(z[i]) - m) - v
             p[i] = power_or_zero(w, r, L)
@@ -498,6 +498,9 @@ def write(z, p, m, v, k, a1):
 # Outside r = 1, 2 a power costs an exp and a log even vectorised, and most entries of a
 # row are off the support: the passes after the threshold list the support first
 # (``w`` and the index, a cheap branch-free compaction) and take the powers on the list.
+# Where the support is at most 1/SPARSE of the row, the entry-by-entry loop with a branch
+# (rarely taken, so well predicted) costs less than the listing, and is kept.
+SPARSE = 32
 
 
 @njit(**JIT)
@@ -544,7 +547,7 @@ def jvp(p, v, out, alpha):
     A row of ``p`` holding NaN, or with no positive entry, gives NaN.
     """
     b = 2.0 - alpha
-    if not (b == 0.5 or b == 0.0):
+    if not (b == 0.5 or b == 0.0) and SPARSE * _count_positive(p) > p.shape[0]:
         _jvp_listed(p, v, out, b)
         return
     ssum = 0.0
@@ -565,6 +568,14 @@ def jvp(p, v, out, alpha):
     for j in range(p.shape[0]):
         pj = np.float64(p[j])
         out[j] = _weight(pj, b) * (np.float64(v[j]) - c)
+
+
+@njit(**JIT_SUMS)
+def _count_positive(p):
+    c = 0
+    for j in range(p.shape[0]):
+        c += p[j] > 0
+    return c
 
 
 @njit(**JIT)
@@ -650,7 +661,7 @@ def loss_label(z, label, m, v, k, a1, scale, grad, want_grad):
     alpha = 1.0 + a1
     L = offset(a1)
     r = 1.0 / a1
-    if not (L == -1.0 and (r == 2.0 or r == 1.0)):
+    if not (L == -1.0 and (r == 2.0 or r == 1.0)) and SPARSE * k > z.shape[0]:
         return _loss_label_listed(z, label, m, v, k, a1, scale, grad, want_grad)
     acc = 0.0
     # Read-only pass first: grad may be z itself (in place).
