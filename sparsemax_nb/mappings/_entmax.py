@@ -547,7 +547,7 @@ def jvp(p, v, out, alpha):
     A row of ``p`` holding NaN, or with no positive entry, gives NaN.
     """
     b = 2.0 - alpha
-    if not (b == 0.5 or b == 0.0) and SPARSE * _count_positive(p) > p.shape[0]:
+    if not (b == 0.5 or b == 0.0):
         _jvp_listed(p, v, out, b)
         return
     ssum = 0.0
@@ -568,14 +568,6 @@ def jvp(p, v, out, alpha):
     for j in range(p.shape[0]):
         pj = np.float64(p[j])
         out[j] = _weight(pj, b) * (np.float64(v[j]) - c)
-
-
-@njit(**JIT_SUMS)
-def _count_positive(p):
-    c = 0
-    for j in range(p.shape[0]):
-        c += p[j] > 0
-    return c
 
 
 @njit(**JIT)
