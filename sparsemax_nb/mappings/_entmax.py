@@ -499,7 +499,8 @@ def write(z, p, m, v, k, a1):
 # row are off the support: the passes after the threshold list the support first
 # (``w`` and the index, a cheap branch-free compaction) and take the powers on the list.
 # Where the support is at most 1/SPARSE of the row, the entry-by-entry loop with a branch
-# (rarely taken, so well predicted) costs less than the listing, and is kept.
+# (rarely taken, so well predicted) costs less than the listing, and is kept for the
+# outputs and the loss (alpha 2.5 and 4 on normal scores: 0.6 x softmax listed, 0.4 kept).
 SPARSE = 32
 
 
