@@ -1,9 +1,10 @@
 """alpha-entmax for any alpha > 1 (Peters, Niculae & Martins, ACL 2019), as ``@njit`` rows.
 
 ``p_i = [(alpha - 1) z_i - tau]_+ ^ (1 / (alpha - 1))``, ``tau`` such that the row sums to 1.
-The threshold is bracketed, the support found and the root finished by Newton to
-convergence (:func:`._entmax.tau_bracket_newton`): exact to rounding, not to a bisection
-tolerance, in a handful of passes over the candidates. alpha = 2 gives sparsemax,
+The threshold is bracketed, the support found and the root finished by Newton (with
+Halley's correction) to convergence (:func:`._entmax.tau_bracket_newton`; long rows start
+from a sampled estimate): exact to rounding, not to a bisection tolerance, in a handful of
+vectorised passes over the candidates. alpha = 2 gives sparsemax,
 alpha = 1.5 gives 1.5-entmax (:mod:`.entmax15`) and alpha -> 1 tends to softmax; the
 coordinates of :mod:`._entmax` keep that limit free of overflow and of lost digits.
 
@@ -19,10 +20,11 @@ from ._rows import JIT, no_small_rows, row_max
 
 NAME = "entmax_bisect"
 THETA_NAME = "alpha"
-SCRATCH = 1
+SCRATCH = 2  # the candidates, and the logs of a pass (_entmax._pass_any)
 SMALL_K = 0
 BIG_ROWS = False
 small_rows = no_small_rows
+TOL32 = 2.0**-40
 
 
 def check_theta(alpha):
@@ -51,7 +53,10 @@ def threshold(z, buf, method, theta):
         return m, np.nan, 0
     a1 = theta - 1.0
     n = E.gather(z, m, a1, buf)
-    v, k = E.tau_bracket_newton(buf, n, 1.0 / a1, E.offset(a1))
+    # float32 rows: the search may stop once v is within 2^-40 (the outputs, float32,
+    # do not move); float64 rows: to rounding.
+    tol = TOL32 if z.itemsize == 4 else 0.0
+    v, k = E.tau_bracket_newton(buf, n, 1.0 / a1, E.offset(a1), tol)
     return m, v, k
 
 
