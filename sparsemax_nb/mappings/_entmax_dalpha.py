@@ -25,47 +25,43 @@ cancellation-free and is used, with ``s`` scaled by its largest value: ``p^(2 - 
 overflows for tiny ``p`` when alpha > 2.
 """
 
-import math
-
 import numpy as np
 from numba import njit
 
+from . import _fastmath as fm
 from ._rows import JIT
 
 # phi(u) = sum_{n >= 0} u^n / (n + 2)!, to 18 terms: below u = 1 the first dropped term is
-# under 1e-17 of the sum.
+# under 1e-17 of the sum. Coefficients highest first, for Horner.
 _PHI_TERMS = 18
+_PHI_C = np.array([1.0 / float(np.prod(np.arange(1, n + 3, dtype=np.float64)))
+                   for n in range(_PHI_TERMS, -1, -1)])
 
 
 @njit(**JIT)
-def _phi(u):
-    """``(expm1(u) - u) / u^2`` for ``u >= 0``, without cancellation."""
-    if u < 1.0:
-        acc = 0.0
-        c = 1.0 / math.gamma(_PHI_TERMS + 3.0)  # the coefficient 1 / (n + 2)! at the top n
-        for n in range(_PHI_TERMS, -1, -1):
-            acc = acc * u + c
-            c *= n + 2.0
-        return acc
-    return (math.expm1(u) - u) / (u * u)
+def _phi_series(u):
+    """``(expm1(u) - u) / u^2`` for ``0 <= u <= 1``, without cancellation."""
+    acc = 0.0
+    for c in _PHI_C:
+        acc = acc * u + c
+    return acc
 
 
 @njit(**JIT)
 def alpha_vjp(p, g, alpha):
     """``sum_i g_i dp_i/dalpha`` for one row ``p = entmax_bisect(z, alpha)``.
 
-    A row of ``p`` holding NaN, or with no positive entry, gives NaN.
+    A row of ``p`` holding NaN, or with no positive entry, gives NaN. The loops are
+    branch-free (off-support entries are clamped to ``p = 1`` and weighted by ``p = 0``),
+    with the vectorisable ``exp`` and ``log`` of :mod:`._fastmath`.
     """
     a = alpha - 1.0
     nan = False
     npos = 0
-    lmin = np.inf
     for i in range(p.shape[0]):
         pi = np.float64(p[i])
         nan |= pi != pi
-        if pi > 0.0:
-            npos += 1
-            lmin = min(lmin, math.log(pi))
+        npos += pi > 0.0
     if nan or npos == 0:
         return np.nan
     V = 0.0
@@ -77,21 +73,21 @@ def alpha_vjp(p, g, alpha):
         H = 0.0
         Hg = 0.0
         for i in range(p.shape[0]):
-            pi = np.float64(p[i])
-            if not pi > 0.0:
-                continue
-            gi = np.float64(g[i])
-            L = math.log(pi)
+            p0 = np.float64(p[i])
+            on = p0 > 0.0
+            pi = p0 if on else 0.0
+            L = fm.log(p0 if on else 1.0)
+            gi = np.float64(g[i]) if on else 0.0
             u = -a * L
-            if u < 700.0:
-                pf = pi * math.expm1(u) / a
-                ph = pi * L * L * _phi(u)
-            else:
-                # p is subnormal and alpha near 2: p e^u = p^(2 - alpha) stays finite
-                # where e^u alone would overflow (no cancellation at this u).
-                s = math.exp((1.0 - a) * L)
-                pf = (s - pi) / a
-                ph = (s - pi * (1.0 + u)) / (a * a)
+            # s = p^(2 - alpha) = p e^u, finite for every p (its exponent is negative).
+            s = fm.exp((1.0 - a) * L)
+            small = u < 1.0
+            phi = _phi_series(u if small else 1.0)
+            # u < 1: the series, no cancellation; u >= 1: p (e^u - 1) = s - p and
+            # p (e^u - 1 - u) = s - p (1 + u), with s >= e p (at most two bits lost, and
+            # no overflow of e^u where p is subnormal).
+            pf = pi * u * (1.0 + u * phi) / a if small else (s - pi) / a
+            ph = pi * L * L * phi if small else (s - pi * (1.0 + u)) / (a * a)
             V += gi * pi
             A += pi * L
             B += gi * pi * L
@@ -101,15 +97,19 @@ def alpha_vjp(p, g, alpha):
             Hg += gi * ph
         return (V * H - Hg + Fg * A - B * F) / (1.0 + a * F)
     # alpha >= 2: s scaled by max s = p_min^(2 - alpha) (for alpha == 2, s = 1 throughout).
+    lmin = np.inf
+    for i in range(p.shape[0]):
+        p0 = np.float64(p[i])
+        lmin = min(lmin, fm.log(p0) if p0 > 0.0 else np.inf)
     S = 0.0
     Sg = 0.0
     for i in range(p.shape[0]):
-        pi = np.float64(p[i])
-        if not pi > 0.0:
-            continue
-        gi = np.float64(g[i])
-        L = math.log(pi)
-        w = math.exp((1.0 - a) * (L - lmin))
+        p0 = np.float64(p[i])
+        on = p0 > 0.0
+        pi = p0 if on else 0.0
+        L = fm.log(p0 if on else 1.0)
+        gi = np.float64(g[i]) if on else 0.0
+        w = fm.exp((1.0 - a) * (L - lmin)) if on else 0.0
         V += gi * pi
         A += pi * L
         B += gi * pi * L
