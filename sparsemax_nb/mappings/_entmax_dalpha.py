@@ -25,43 +25,69 @@ cancellation-free and is used, with ``s`` scaled by its largest value: ``p^(2 - 
 overflows for tiny ``p`` when alpha > 2.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
-from . import _fastmath as fm
 from ._rows import JIT
 
 # phi(u) = sum_{n >= 0} u^n / (n + 2)!, to 18 terms: below u = 1 the first dropped term is
-# under 1e-17 of the sum. Coefficients highest first, for Horner.
-_PHI_TERMS = 18
-_PHI_C = np.array([1.0 / float(np.prod(np.arange(1, n + 3, dtype=np.float64)))
-                   for n in range(_PHI_TERMS, -1, -1)])
+# under 1e-17 of the sum. Written out (no loop), so that the row loops calling it vectorise.
+_P0 = 1.0 / 2.0
+_P1 = 1.0 / 6.0
+_P2 = 1.0 / 24.0
+_P3 = 1.0 / 120.0
+_P4 = 1.0 / 720.0
+_P5 = 1.0 / 5040.0
+_P6 = 1.0 / 40320.0
+_P7 = 1.0 / 362880.0
+_P8 = 1.0 / 3628800.0
+_P9 = 1.0 / 39916800.0
+_P10 = 1.0 / 479001600.0
+_P11 = 1.0 / 6227020800.0
+_P12 = 1.0 / 87178291200.0
+_P13 = 1.0 / 1307674368000.0
+_P14 = 1.0 / 20922789888000.0
+_P15 = 1.0 / 355687428096000.0
+_P16 = 1.0 / 6402373705728000.0
+_P17 = 1.0 / 121645100408832000.0
+_P18 = 1.0 / 2432902008176640000.0
 
 
 @njit(**JIT)
 def _phi_series(u):
-    """``(expm1(u) - u) / u^2`` for ``0 <= u <= 1``, without cancellation."""
-    acc = 0.0
-    for c in _PHI_C:
-        acc = acc * u + c
-    return acc
+    """``(expm1(u) - u) / u^2`` for ``0 <= u <= 1``, without cancellation (Horner)."""
+    return (_P0 + u * (_P1 + u * (_P2 + u * (_P3 + u * (_P4 + u * (_P5 + u * (_P6
+            + u * (_P7 + u * (_P8 + u * (_P9 + u * (_P10 + u * (_P11 + u * (_P12
+            + u * (_P13 + u * (_P14 + u * (_P15 + u * (_P16 + u * (_P17
+            + u * (_P18)))))))))))))))))))
+
+
+@njit(**JIT)
+def _phi(u):
+    """``(expm1(u) - u) / u^2`` for ``u >= 0`` (the series below 1)."""
+    if u < 1.0:
+        return _phi_series(u)
+    return (math.expm1(u) - u) / (u * u)
 
 
 @njit(**JIT)
 def alpha_vjp(p, g, alpha):
     """``sum_i g_i dp_i/dalpha`` for one row ``p = entmax_bisect(z, alpha)``.
 
-    A row of ``p`` holding NaN, or with no positive entry, gives NaN. The loops are
-    branch-free (off-support entries are clamped to ``p = 1`` and weighted by ``p = 0``),
-    with the vectorisable ``exp`` and ``log`` of :mod:`._fastmath`.
+    A row of ``p`` holding NaN, or with no positive entry, gives NaN.
     """
     a = alpha - 1.0
     nan = False
     npos = 0
+    lmin = np.inf
     for i in range(p.shape[0]):
         pi = np.float64(p[i])
         nan |= pi != pi
-        npos += pi > 0.0
+        if pi > 0.0:
+            npos += 1
+            lmin = min(lmin, math.log(pi))
     if nan or npos == 0:
         return np.nan
     V = 0.0
@@ -73,21 +99,21 @@ def alpha_vjp(p, g, alpha):
         H = 0.0
         Hg = 0.0
         for i in range(p.shape[0]):
-            p0 = np.float64(p[i])
-            on = p0 > 0.0
-            pi = p0 if on else 0.0
-            L = fm.log(p0 if on else 1.0)
-            gi = np.float64(g[i]) if on else 0.0
+            pi = np.float64(p[i])
+            if not pi > 0.0:
+                continue
+            gi = np.float64(g[i])
+            L = math.log(pi)
             u = -a * L
-            # s = p^(2 - alpha) = p e^u, finite for every p (its exponent is negative).
-            s = fm.exp((1.0 - a) * L)
-            small = u < 1.0
-            phi = _phi_series(u if small else 1.0)
-            # u < 1: the series, no cancellation; u >= 1: p (e^u - 1) = s - p and
-            # p (e^u - 1 - u) = s - p (1 + u), with s >= e p (at most two bits lost, and
-            # no overflow of e^u where p is subnormal).
-            pf = pi * u * (1.0 + u * phi) / a if small else (s - pi) / a
-            ph = pi * L * L * phi if small else (s - pi * (1.0 + u)) / (a * a)
+            if u < 700.0:
+                pf = pi * math.expm1(u) / a
+                ph = pi * L * L * _phi(u)
+            else:
+                # p is subnormal and alpha near 2: p e^u = p^(2 - alpha) stays finite
+                # where e^u alone would overflow (no cancellation at this u).
+                s = math.exp((1.0 - a) * L)
+                pf = (s - pi) / a
+                ph = (s - pi * (1.0 + u)) / (a * a)
             V += gi * pi
             A += pi * L
             B += gi * pi * L
@@ -97,19 +123,15 @@ def alpha_vjp(p, g, alpha):
             Hg += gi * ph
         return (V * H - Hg + Fg * A - B * F) / (1.0 + a * F)
     # alpha >= 2: s scaled by max s = p_min^(2 - alpha) (for alpha == 2, s = 1 throughout).
-    lmin = np.inf
-    for i in range(p.shape[0]):
-        p0 = np.float64(p[i])
-        lmin = min(lmin, fm.log(p0) if p0 > 0.0 else np.inf)
     S = 0.0
     Sg = 0.0
     for i in range(p.shape[0]):
-        p0 = np.float64(p[i])
-        on = p0 > 0.0
-        pi = p0 if on else 0.0
-        L = fm.log(p0 if on else 1.0)
-        gi = np.float64(g[i]) if on else 0.0
-        w = fm.exp((1.0 - a) * (L - lmin)) if on else 0.0
+        pi = np.float64(p[i])
+        if not pi > 0.0:
+            continue
+        gi = np.float64(g[i])
+        L = math.log(pi)
+        w = math.exp((1.0 - a) * (L - lmin))
         V += gi * pi
         A += pi * L
         B += gi * pi * L
