@@ -279,7 +279,7 @@ def tau_bracket_newton(buf, n, r, L, tol=0.0):
     """``(v, k)`` for the candidates ``buf[:n]`` (:func:`_newton`; ``buf`` holds at least
     ``2 n`` entries, the rest is scratch). ``tol``: the error in ``v`` at which the search
     may stop (0: to rounding)."""
-    v0 = np.nan
+    v0 = -np.inf  # no start (not NaN: an ordered comparison with NaN raises FE_INVALID)
     if r >= 1.0 and L == -1.0 and n >= SAMPLE_FROM and buf.shape[0] >= 2 * n:
         v0 = _sampled_start(buf, n, r)
     return _newton(buf, n, r, L, tol, v0)
@@ -300,7 +300,7 @@ def _sampled_start(buf, n, r):
         x = (buf[i] - xm) / s
         sub[ns] = x
         ns += x > -1.0
-    vs, _ = _newton(sub, ns, r, -1.0, SAMPLE_TOL, np.nan)
+    vs, _ = _newton(sub, ns, r, -1.0, SAMPLE_TOL, -np.inf)
     return (vs - 1.0) * s + xm + 1.0
 
 
@@ -315,7 +315,7 @@ def _newton(buf, n, r, L, tol, v0):
     lower bound the candidates at or below it are off the support and are dropped for
     good) and steps, or bisects when the step leaves the bracket. ``buf[n:]`` is scratch.
 
-    Without a start (``v0`` NaN) the search starts from Michelot's bound (alpha <= 2) or
+    Without a start (``v0 = -inf``) the search starts from Michelot's bound (alpha <= 2) or
     ``lo``. With one (:func:`_sampled_start`) the candidates above ``v0`` are kept and the
     others saved at the end of ``buf``, put back as far as needed while the passes are
     above tau.
