@@ -29,38 +29,18 @@ the loops that call them stay branch-free.
 """
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-from ._rows import JIT
+from ._rows import JIT, bits_to_float, float_to_bits
 
 # Contraction to fused multiply-adds only (no reassociation: the range reductions below
 # depend on the order of their operations).
 FMA = dict(JIT, fastmath={"contract"})
 
 
-@intrinsic
-def _as_int(typingctx, x):
-    """The int64 with the bits of the float64 ``x``."""
-    if x != types.float64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return types.int64(x), codegen
-
-
-@intrinsic
-def _as_float(typingctx, x):
-    """The float64 with the bits of the int64 ``x``."""
-    if x != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return types.float64(x), codegen
+# The bit casts, float64 <-> int64 here.
+_as_int = float_to_bits
+_as_float = bits_to_float
 
 
 # Adding ROUND (1.5 * 2^52) to a float of magnitude below 2^51 rounds it to an integer,

@@ -16,7 +16,23 @@ from .._jit import JIT, JIT_SUMS  # noqa: F401  (re-exported for the mapping mod
 
 
 @intrinsic
-def _bits_to_float(typingctx, x):
+def float_to_bits(typingctx, x):
+    """Reinterpret a float32 (float64) as the int32 (int64) with the same bits."""
+    if x == types.float32:
+        ret = types.int32
+    elif x == types.float64:
+        ret = types.int64
+    else:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], context.get_value_type(ret))
+
+    return ret(x), codegen
+
+
+@intrinsic
+def bits_to_float(typingctx, x):
     """Reinterpret an int32 (int64) as the float32 (float64) with the same bits."""
     if x == types.int32:
         ret = types.float32
@@ -58,7 +74,7 @@ def _max_bad_impl(z):
                 lo = min(lo, y)
             if hi >= inf_image or lo < ninf_image:
                 return np.nan, True
-            return np.float64(_bits_to_float(bits(hi ^ ((hi >> bits(top)) & bits(imax))))), False
+            return np.float64(bits_to_float(bits(hi ^ ((hi >> bits(top)) & bits(imax))))), False
 
         return impl
 

@@ -46,11 +46,11 @@ cubes, no logarithms, each entry's term a product of non-negative factors).
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from .._checks import SORT
-from ._rows import JIT, JIT_SUMS, cast_like, no_small_rows, row_max
+from ._rows import (JIT, JIT_SUMS, bits_to_float, cast_like, float_to_bits, no_small_rows,
+                    row_max)
 from .sparsemax import _kth_largest
 
 NAME = "entmax15"
@@ -64,38 +64,6 @@ ALPHA = 1.5  # the member of the alpha-entmax family this mapping is
 NEWTON_PASSES = 12
 # |D| below this fraction of a^2: the support test of a pass is ill-conditioned (_tau_newton).
 ILL = 2.0**-10
-
-
-@intrinsic
-def _float_bits(typingctx, x):
-    """The int32 (int64) with the bits of a float32 (float64)."""
-    if x == types.float32:
-        ret = types.int32
-    elif x == types.float64:
-        ret = types.int64
-    else:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(ret))
-
-    return ret(x), codegen
-
-
-@intrinsic
-def _bits_float(typingctx, x):
-    """The float32 (float64) with the bits of an int32 (int64)."""
-    if x == types.int32:
-        ret = types.float32
-    elif x == types.int64:
-        ret = types.float64
-    else:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], context.get_value_type(ret))
-
-    return ret(x), codegen
 
 
 # --------------------------------------------------------------------------- Newton's passes
@@ -120,7 +88,7 @@ def _pass(z, mw, T):
     zero = cast_like(0.0, mw)
     one = cast_like(1.0, mw)
     lo = cast_like(-4.0, mw)
-    big = _float_bits(cast_like(np.inf, mw))
+    big = float_to_bits(cast_like(np.inf, mw))
     a = zero
     b = zero
     c = zero  # a count in the row's dtype keeps every lane 32-bit for float32 rows
@@ -133,8 +101,8 @@ def _pass(z, mw, T):
         a += y
         b += y * y
         c += one if keep else zero
-        mn = min(mn, _float_bits(u) if keep else big)
-    return np.float64(a), np.float64(b), np.float64(c), np.float64(_bits_float(mn))
+        mn = min(mn, float_to_bits(u) if keep else big)
+    return np.float64(a), np.float64(b), np.float64(c), np.float64(bits_to_float(mn))
 
 
 @njit(**JIT_SUMS)
